@@ -1,0 +1,507 @@
+"""
+Validate and render the LiteLLM proxy configuration from the formula's settings.
+
+Pure functions build everything (no I/O); the public functions are thin
+wrappers that read pillar and the formula's templates. Nothing here touches
+the host: ``render`` is the dry run of the original deployment's
+template-validation step.
+"""
+
+import ipaddress
+import logging
+import re
+import urllib.parse
+
+import salt.utils.yaml
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "litellm_config"
+
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+REDACTED = "<redacted>"
+
+ROUTING_STRATEGIES = (
+    "simple-shuffle",
+    "least-busy",
+    "usage-based-routing",
+    "usage-based-routing-v2",
+    "latency-based-routing",
+    "cost-based-routing",
+)
+PROVIDERS = {"ollama": "ollama_chat"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_MASTER_KEY_LENGTH = 32
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "change-me",
+    "change_me",
+    "example",
+    "placeholder",
+    "replace",
+    "your-key",
+    "yourkey",
+    "secret",
+    "password",
+    "dummy",
+    "xxxxxx",
+    "123456",
+    "todo",
+)
+TOP_LEVEL_KEYS = {
+    "bind_host",
+    "bind_port",
+    "base_url",
+    "backends",
+    "models",
+    "request_timeout",
+    "max_retries",
+    "routing_strategy",
+    "allowed_fails",
+    "cooldown_time",
+    "health_check_interval",
+    "master_key",
+    "version",
+    "venv",
+    "package_index",
+    "ca_bundle",
+    "config_dir",
+    "service",
+    "litellm_settings",
+    "router_settings",
+    "general_settings",
+    "lookup",
+}
+# Keys that belong to a setting of the formula, or that make LiteLLM refuse to
+# start, when given in the free-form sections.
+FORBIDDEN_EXTRA_KEYS = {
+    "general_settings": {
+        "master_key": "set litellm:master_key (secret pillar) instead",
+        "database_url": "not supported by this formula yet",
+    },
+    "router_settings": {
+        "health_check_interval": "belongs to general_settings; "
+        "set litellm:health_check_interval instead",
+        "model_list": "set litellm:models and litellm:backends instead",
+    },
+    "litellm_settings": {
+        "telemetry": "not a litellm_settings key",
+        "cache": "set caching through litellm_settings:cache_params",
+    },
+}
+# A venv there would be removed by litellm.clean with everything in it.
+SYSTEM_DIRS = {"/", "/opt", "/usr", "/usr/local", "/var", "/var/lib", "/etc", "/home", "/root", "/srv", "/tmp"}
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([.-]?(post|rc|a|b)\d+)?$")
+ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def __virtual__():
+    return __virtualname__
+
+
+# --- validation (pure) -------------------------------------------------------
+
+
+def _describe(value):
+    """Short description of a bad value for an error message."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(errors, key, value, low, high):
+    if not _is_int(value) or not low <= value <= high:
+        errors.append(f"litellm:{key}: must be an integer from {low} to {high}, got {_describe(value)}")
+
+
+def _check_number(errors, key, value, low, high):
+    if not _is_number(value) or not low <= value <= high:
+        errors.append(f"litellm:{key}: must be a number from {low} to {high}, got {_describe(value)}")
+
+
+def _url_problem(value, allow_path=False):
+    """Why ``value`` is not an http(s) URL, or None when it is one."""
+    if not isinstance(value, str) or not value:
+        return f"must be an http:// or https:// URL, got {_describe(value)}"
+    if any(ch.isspace() for ch in value):
+        return "must not contain white space"
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in ("http", "https"):
+        return f"must start with http:// or https://, got {value!r}"
+    if not parsed.hostname:
+        return f"has no host name: {value!r}"
+    try:
+        parsed.port  # noqa: B018 -- raises on a bad port
+    except ValueError:
+        return f"has an invalid port: {value!r}"
+    if parsed.query or parsed.fragment:
+        return f"must not have a query or fragment: {value!r}"
+    if not allow_path and parsed.path not in ("", "/"):
+        return f"must not have a path (Ollama serves /api/* at its root), got {parsed.path!r}"
+    return None
+
+
+def _check_host(errors, key, value):
+    if not isinstance(value, str) or not value:
+        errors.append(f"litellm:{key}: must be an IP address or host name, got {_describe(value)}")
+        return
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not HOSTNAME_RE.match(value):
+            errors.append(f"litellm:{key}: {value!r} is neither an IP address nor a valid host name")
+
+
+def _check_path(errors, key, value, allow_empty=False):
+    if allow_empty and value == "":
+        return
+    if not isinstance(value, str) or not value.startswith("/") or any(ch.isspace() for ch in value):
+        errors.append(f"litellm:{key}: must be an absolute path without white space, got {_describe(value)}")
+
+
+def _check_master_key(errors, value):
+    # Never echo the value: only its type and length.
+    key = "litellm:master_key"
+    if value in (None, ""):
+        errors.append(f"{key}: missing; set it in the secret (GPG-encrypted) pillar")
+        return
+    if not isinstance(value, str):
+        errors.append(f"{key}: must be a string, got a {type(value).__name__}")
+        return
+    if value.startswith("-----BEGIN PGP"):
+        errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
+        return
+    if not value.startswith("sk-"):
+        errors.append(f"{key}: must start with 'sk-' (LiteLLM treats keys without it as invalid)")
+    if len(value) < MIN_MASTER_KEY_LENGTH:
+        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_MASTER_KEY_LENGTH}")
+    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`" for ch in value):
+        errors.append(f"{key}: must not contain white space, quotes, '\\', '$' or '`'")
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value[3:])) < 8:
+        errors.append(f"{key}: looks like a placeholder; generate one with: echo sk-$(openssl rand -hex 24)")
+
+
+def _check_backends(errors, backends):
+    if not isinstance(backends, list) or not backends:
+        errors.append(f"litellm:backends: must be a non-empty list of Ollama URLs, got {_describe(backends)}")
+        return
+    seen = set()
+    for index, url in enumerate(backends):
+        problem = _url_problem(url)
+        if problem:
+            errors.append(f"litellm:backends:{index}: {problem}")
+            continue
+        normal = url.rstrip("/")
+        if normal in seen:
+            errors.append(f"litellm:backends:{index}: duplicate backend {url!r}")
+        seen.add(normal)
+
+
+def _check_models(errors, models):
+    if not isinstance(models, list) or not models:
+        errors.append(
+            "litellm:models: must be a non-empty list of {name, provider, model}, " f"got {_describe(models)}"
+        )
+        return
+    seen = set()
+    for index, entry in enumerate(models):
+        where = f"litellm:models:{index}"
+        if not isinstance(entry, dict):
+            errors.append(f"{where}: must be a mapping with name, provider and model, got {_describe(entry)}")
+            continue
+        unknown = sorted(set(entry) - {"name", "provider", "model"})
+        if unknown:
+            errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: name, provider, model")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors.append(f"{where}:name: must be a non-empty string, got {_describe(name)}")
+        elif not ALIAS_RE.match(name):
+            errors.append(f"{where}:name: {name!r} has characters a model alias cannot have (white space?)")
+        elif name in seen:
+            errors.append(f"{where}:name: duplicate alias {name!r}")
+        else:
+            seen.add(name)
+            where = f"litellm:models:{index} ({name})"
+        provider = entry.get("provider", "ollama")
+        if provider not in PROVIDERS:
+            errors.append(f"{where}:provider: must be one of {', '.join(PROVIDERS)}, got {_describe(provider)}")
+        model = entry.get("model")
+        if not isinstance(model, str) or not model.strip() or any(ch.isspace() for ch in model):
+            errors.append(f"{where}:model: must be an Ollama model name like 'llama3.2:3b', got {_describe(model)}")
+
+
+def _check_service(errors, service):
+    if not isinstance(service, dict):
+        errors.append(f"litellm:service: must be a mapping, got {_describe(service)}")
+        return
+    unknown = sorted(set(service) - {"name", "user", "group", "workers", "log_level", "ready_timeout"})
+    if unknown:
+        errors.append(f"litellm:service: unknown key(s) {', '.join(map(str, unknown))}")
+    for key in ("name", "user", "group"):
+        value = service.get(key)
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            errors.append(f"litellm:service:{key}: must be a lower-case system name, got {_describe(value)}")
+    if service.get("user") == "root":
+        errors.append("litellm:service:user: must not be root")
+    _check_int(errors, "service:workers", service.get("workers"), 1, 64)
+    _check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
+    if service.get("log_level") not in LOG_LEVELS:
+        errors.append(
+            f"litellm:service:log_level: must be one of {', '.join(LOG_LEVELS)}, "
+            f"got {_describe(service.get('log_level'))}"
+        )
+
+
+def _check_extra_sections(errors, settings):
+    for section, forbidden in FORBIDDEN_EXTRA_KEYS.items():
+        value = settings.get(section, {})
+        if not isinstance(value, dict):
+            errors.append(f"litellm:{section}: must be a mapping, got {_describe(value)}")
+            continue
+        for key, why in forbidden.items():
+            if key in value:
+                errors.append(f"litellm:{section}:{key}: {why}")
+
+
+def check_settings(settings):
+    """
+    Every problem of the merged settings, as messages naming the pillar key.
+
+    Pure function: an empty list means the settings are valid.
+    """
+    if not isinstance(settings, dict):
+        return [f"litellm: must be a mapping of settings, got {_describe(settings)}"]
+    errors = []
+    unknown = sorted(map(str, set(settings) - TOP_LEVEL_KEYS))
+    if unknown:
+        errors.append(f"litellm: unknown key(s) {', '.join(unknown)} (typo?); see pillar.example")
+    _check_host(errors, "bind_host", settings.get("bind_host"))
+    _check_int(errors, "bind_port", settings.get("bind_port"), 1, 65535)
+    base_url = settings.get("base_url", "")
+    if base_url != "":
+        problem = _url_problem(base_url, allow_path=True)
+        if problem:
+            errors.append(f"litellm:base_url: {problem}")
+    _check_backends(errors, settings.get("backends"))
+    _check_models(errors, settings.get("models"))
+    _check_number(errors, "request_timeout", settings.get("request_timeout"), 1, 86400)
+    _check_int(errors, "max_retries", settings.get("max_retries"), 0, 10)
+    _check_int(errors, "allowed_fails", settings.get("allowed_fails"), 0, 1000)
+    _check_number(errors, "cooldown_time", settings.get("cooldown_time"), 0, 86400)
+    _check_int(errors, "health_check_interval", settings.get("health_check_interval"), 0, 86400)
+    if settings.get("routing_strategy") not in ROUTING_STRATEGIES:
+        errors.append(
+            f"litellm:routing_strategy: must be one of {', '.join(ROUTING_STRATEGIES)}, "
+            f"got {_describe(settings.get('routing_strategy'))}"
+        )
+    _check_master_key(errors, settings.get("master_key"))
+    version = settings.get("version")
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        errors.append(f"litellm:version: must be an exact version like '1.108.7' (quote it), got {_describe(version)}")
+    venv = settings.get("venv")
+    _check_path(errors, "venv", venv)
+    if isinstance(venv, str) and venv.rstrip("/") in SYSTEM_DIRS | {""}:
+        errors.append(f"litellm:venv: {venv!r} is a system directory; use a dedicated one like /opt/litellm/venv")
+    _check_path(errors, "config_dir", settings.get("config_dir"))
+    _check_path(errors, "ca_bundle", settings.get("ca_bundle", ""), allow_empty=True)
+    index = settings.get("package_index", {})
+    if not isinstance(index, dict):
+        errors.append(f"litellm:package_index: must be a mapping with url and extra_urls, got {_describe(index)}")
+    else:
+        if index.get("url", "") != "":
+            problem = _url_problem(index.get("url"), allow_path=True)
+            if problem:
+                errors.append(f"litellm:package_index:url: {problem}")
+        extra = index.get("extra_urls", [])
+        if not isinstance(extra, list):
+            errors.append(f"litellm:package_index:extra_urls: must be a list of URLs, got {_describe(extra)}")
+        else:
+            for position, url in enumerate(extra):
+                problem = _url_problem(url, allow_path=True)
+                if problem:
+                    errors.append(f"litellm:package_index:extra_urls:{position}: {problem}")
+    _check_service(errors, settings.get("service"))
+    _check_extra_sections(errors, settings)
+    return errors
+
+
+# --- rendering (pure) ---------------------------------------------------------
+
+
+def local_url(bind_host, bind_port):
+    """The URL at which the gateway answers on the host itself."""
+    host = bind_host
+    if bind_host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif bind_host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{bind_port}"
+
+
+def _deployment_id(alias, backend):
+    netloc = urllib.parse.urlsplit(backend).netloc
+    return f"{alias}@{netloc}"
+
+
+def build_config(settings):
+    """
+    The LiteLLM config as a dict: one model_list entry per model x backend.
+
+    Every alias exists on every backend, so the router balances between them
+    and fails over when one is down. The master key is only referenced.
+    """
+    timeout = settings["request_timeout"]
+    model_list = []
+    for model in settings["models"]:
+        prefix = PROVIDERS[model.get("provider", "ollama")]
+        for backend in settings["backends"]:
+            model_list.append(
+                {
+                    "model_name": model["name"],
+                    "litellm_params": {
+                        "model": f"{prefix}/{model['model']}",
+                        "api_base": backend.rstrip("/"),
+                        "timeout": timeout,
+                    },
+                    "model_info": {"id": _deployment_id(model["name"], backend)},
+                }
+            )
+    router_settings = {
+        "routing_strategy": settings["routing_strategy"],
+        "num_retries": settings["max_retries"],
+        "timeout": timeout,
+        "allowed_fails": settings["allowed_fails"],
+        "cooldown_time": settings["cooldown_time"],
+    }
+    router_settings.update(settings.get("router_settings") or {})
+    litellm_settings = {
+        "request_timeout": timeout,
+        "drop_params": True,
+    }
+    litellm_settings.update(settings.get("litellm_settings") or {})
+    general_settings = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    if settings["health_check_interval"]:
+        general_settings.update(
+            {
+                "background_health_checks": True,
+                "health_check_interval": settings["health_check_interval"],
+            }
+        )
+    general_settings.update(settings.get("general_settings") or {})
+    return {
+        "model_list": model_list,
+        "router_settings": router_settings,
+        "litellm_settings": litellm_settings,
+        "general_settings": general_settings,
+    }
+
+
+def config_text(settings):
+    """
+    The config.yaml text for the merged settings (used by the config template).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.config_text '{...merged settings...}'
+    """
+    header = "# Managed by Salt (litellm formula). Local edits are overwritten.\n"
+    return header + salt.utils.yaml.safe_dump(build_config(settings), default_flow_style=False, sort_keys=False)
+
+
+def redact_env(text):
+    """The env file text with the master key's value replaced."""
+    lines = []
+    for line in text.splitlines():
+        if line.startswith(f"{MASTER_KEY_ENV}="):
+            line = f"{MASTER_KEY_ENV}={REDACTED}"
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+
+
+# --- thin wrappers (pillar, file server) ---------------------------------------
+
+
+def _merged_settings(saltenv):
+    """The formula's merged settings, through map.jinja itself."""
+    source = (
+        "{%- from 'litellm/map.jinja' import litellm, pillar_is_mapping with context %}"
+        "{{ {'settings': litellm, 'pillar_is_mapping': pillar_is_mapping} | json }}"
+    )
+    rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
+    if not rendered["pillar_is_mapping"]:
+        return __salt__["pillar.get"]("litellm")
+    return rendered["settings"]
+
+
+def validate(settings=None, saltenv="base"):
+    """
+    Validate the formula's settings: the merged map of defaults and pillar, or
+    the given ``settings``. Returns ``{"valid": bool, "errors": [...]}``; each
+    error names the pillar key and the problem. Secrets are never echoed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.validate
+        salt-ssh gateway litellm_config.validate
+    """
+    if settings is None:
+        settings = _merged_settings(saltenv)
+    errors = check_settings(settings)
+    return {"valid": not errors, "errors": errors}
+
+
+def _render_template(name, settings, saltenv):
+    contents = __salt__["cp.get_file_str"](f"salt://litellm/files/{name}", saltenv=saltenv)
+    if contents is False or contents is None:
+        raise FileNotFoundError(f"salt://litellm/files/{name} not found in saltenv {saltenv!r}")
+    result = __salt__["file.apply_template_on_contents"](
+        contents, template="jinja", context={"litellm": settings}, defaults={}, saltenv=saltenv
+    )
+    return result
+
+
+def render(settings=None, saltenv="base"):
+    """
+    Render, without touching the host, the files the formula would write for
+    the current pillar (or the given ``settings``): ``config`` (config.yaml),
+    ``env`` (litellm.env, master key redacted) and ``unit`` (the systemd
+    unit), plus the validation ``errors``. Nothing is rendered when the
+    settings are invalid.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.render
+        salt-ssh gateway litellm_config.render --out=yaml
+    """
+    if settings is None:
+        settings = _merged_settings(saltenv)
+    errors = check_settings(settings)
+    if errors:
+        return {"valid": False, "errors": errors}
+    return {
+        "valid": True,
+        "errors": [],
+        "config": config_text(settings),
+        "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
+        "unit": _render_template("litellm.service.jinja", settings, saltenv),
+    }

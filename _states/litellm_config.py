@@ -1,0 +1,51 @@
+"""
+Gate a run on the formula's settings: ``litellm_config.validated`` fails,
+naming every bad pillar key, before any other state changes the host.
+"""
+
+import logging
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "litellm_config"
+
+
+def __virtual__():
+    if "litellm_config.validate" not in __salt__:
+        return (False, "the litellm_config execution module is not loaded")
+    return __virtualname__
+
+
+def validated(name, settings, pillar_is_mapping=True, lock_source=None):
+    """
+    Succeed only when ``settings`` (the merged map of the formula) are valid
+    and, when given, the lock file ``lock_source`` for the pinned version
+    exists on the file server. Changes nothing, also outside test mode.
+
+    .. code-block:: yaml
+
+        litellm-validate-pillar-validated:
+          litellm_config.validated:
+            - name: litellm
+            - settings: {{ litellm | json }}
+            - failhard: True
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if not pillar_is_mapping:
+        ret["result"] = False
+        ret["comment"] = "Invalid pillar:\n- litellm: must be a mapping of settings (see pillar.example)"
+        return ret
+    errors = __salt__["litellm_config.validate"](settings=settings)["errors"]
+    if not errors and lock_source and not __salt__["cp.hash_file"](lock_source):
+        errors.append(
+            f"litellm:version: no lock file for {settings.get('version')!r} "
+            f"({lock_source}); generate one with `make lock VERSION=...`"
+        )
+    if errors:
+        ret["result"] = False
+        ret["comment"] = "Invalid pillar, nothing was changed:\n" + "\n".join(f"- {e}" for e in errors)
+        return ret
+    ret["comment"] = (
+        f"Pillar is valid: {len(settings['models'])} model(s) x " f"{len(settings['backends'])} backend(s)"
+    )
+    return ret

@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Unit file, daemon-reload only when it changed, the service enabled and
+    running (restarted only when config, env, unit or venv changed), and the
+    run succeeds only once /health/readiness answers. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import litellm with context %}
+{%- set svc = litellm.service %}
+{%- set unit_path = litellm.lookup.systemd_unit_dir ~ '/' ~ svc.name ~ '.service' %}
+{%- set public = litellm.copy() %}
+{%- do public.pop('master_key', None) %}
+
+include:
+  - {{ tplroot }}.package
+  - {{ tplroot }}.config
+
+litellm-service-running-unit-file-managed:
+  file.managed:
+    - name: {{ unit_path }}
+    - source: salt://{{ tplroot }}/files/litellm.service.jinja
+    - template: jinja
+    - context:
+        litellm: {{ public | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - sls: {{ tplroot }}.package
+
+litellm-service-running-daemon-reload:
+  module.run:
+    - service.systemctl_reload: []
+    - onchanges:
+      - file: litellm-service-running-unit-file-managed
+
+litellm-service-running-service-running:
+  service.running:
+    - name: {{ svc.name }}
+    - enable: True
+    - require:
+      - module: litellm-service-running-daemon-reload
+    - watch:
+      - file: litellm-service-running-unit-file-managed
+      - litellm_venv: litellm-package-install-venv-installed
+      - sls: {{ tplroot }}.config
+
+litellm-service-running-ready:
+  litellm_service.ready:
+    - name: {{ svc.name }}
+    - host: {{ litellm.bind_host | json }}
+    - port: {{ litellm.bind_port | json }}
+    - timeout: {{ svc.ready_timeout }}
+    - require:
+      - service: litellm-service-running-service-running

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian machine for the demo and the tests: Debian packages for
+# the local systemd test host, then the controller venv (.venv) with Salt and
+# the test stack, pinned by requirements-dev.txt. Idempotent and quick when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 gnupg util-linux)
+VENV=${VENV:-.venv}
+STAMP="$VENV/.bootstrap-stamp"
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "bootstrap: root is needed to install Debian packages and run systemd-nspawn" >&2
+    exit 1
+  fi
+}
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  need_root
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  # --no-install-recommends: recommends of systemd-container would edit nsswitch.conf
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+want="$(sha256sum requirements-dev.txt | cut -d' ' -f1) $(python3 --version 2>&1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  exit 0
+fi
+
+echo "bootstrap: building $VENV (Salt is built from source once: ~40 s)"
+# Installer venv for uv; the host's pip settings (find-links, constraints) must not leak in.
+unset PIP_FIND_LINKS
+export PIP_CONFIG_FILE=/dev/null UV_NATIVE_TLS=1
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q "$(grep -E "^uv==" requirements-dev.txt)"
+"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r requirements-dev.txt
+echo "$want" >"$STAMP"
