@@ -28,6 +28,7 @@ ROUTING_STRATEGIES = (
     "usage-based-routing-v2",
     "latency-based-routing",
     "cost-based-routing",
+    "provider-budget-routing",
 )
 PROVIDERS = {"ollama": "ollama_chat"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

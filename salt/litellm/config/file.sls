@@ -22,6 +22,16 @@ litellm-config-file-directory:
     - require:
       - sls: {{ tplroot }}.package
 
+litellm-config-file-check-script-managed:
+  file.managed:
+    - name: {{ litellm.venv }}/bin/litellm-check-config
+    - source: salt://{{ tplroot }}/files/check-config.sh
+    - user: root
+    - group: root
+    - mode: '0755'
+    - require:
+      - sls: {{ tplroot }}.package
+
 litellm-config-file-config-managed:
   file.managed:
     - name: {{ litellm.config_dir }}/config.yaml
@@ -33,9 +43,11 @@ litellm-config-file-config-managed:
     - group: {{ svc.group }}
     - mode: '0640'
     # A config LiteLLM rejects never replaces the live one.
-    - check_cmd: {{ litellm.venv }}/bin/python -m litellm_salt_check
+    - check_cmd: {{ litellm.venv }}/bin/litellm-check-config
+    - tmp_ext: .yaml
     - require:
       - file: litellm-config-file-directory
+      - file: litellm-config-file-check-script-managed
 
 litellm-config-file-env-managed:
   file.managed:

@@ -3,12 +3,14 @@
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
 {%- set svc = litellm.service %}
+{%- set venv_parent = salt['file.dirname'](litellm.venv) %}
 
 include:
   - {{ tplroot }}.config.clean
 
-{#- The venv, its lock, and what systemd made for the service. #}
-{%- for path in [litellm.venv,
+{#- The venv (with its lock), the installer cache, and what systemd made for
+    the service (StateDirectory/CacheDirectory, also their DynamicUser twins). #}
+{%- for path in [litellm.venv, '/var/cache/litellm-salt',
                  '/var/lib/' ~ svc.name, '/var/cache/' ~ svc.name,
                  '/var/lib/private/' ~ svc.name, '/var/cache/private/' ~ svc.name] %}
 litellm-package-clean-{{ path }}-absent:
@@ -17,6 +19,16 @@ litellm-package-clean-{{ path }}-absent:
     - require:
       - sls: {{ tplroot }}.config.clean
 {%- endfor %}
+
+{#- The venv's parent (e.g. /opt/litellm) was made for it: remove it if empty. #}
+{%- if venv_parent not in ['/', '/opt', '/srv', '/usr', '/usr/local', '/var', '/var/lib', '/home'] %}
+litellm-package-clean-venv-parent-absent:
+  cmd.run:
+    - name: rmdir {{ venv_parent }}
+    - onlyif: test -d {{ venv_parent }} && test -z "$(ls -A {{ venv_parent }})"
+    - require:
+      - file: litellm-package-clean-{{ litellm.venv }}-absent
+{%- endif %}
 
 litellm-package-clean-user-absent:
   user.absent:

@@ -1,0 +1,135 @@
+"""
+A throw-away site for the demo and the integration tests: a GPG key for the
+controller, a pillar tree with the master key encrypted for Salt's gpg
+renderer, a salt-ssh master config and roster, and a minion config for
+salt-call --local inside the test host. Stdlib and the gpg binary only.
+"""
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+GPG_UID = "litellm-salt test controller <salt@litellm-salt.test>"
+SALT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def new_master_key():
+    return "sk-" + secrets.token_hex(24)
+
+
+def make_gpg_home(path):
+    """A GPG home with one key without passphrase (the controller's)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    listed = subprocess.run(
+        ["gpg", "--homedir", str(path), "--batch", "--list-secret-keys", GPG_UID],
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        subprocess.run(
+            ["gpg", "--homedir", str(path), "--batch", "--passphrase", "", "--quick-gen-key", GPG_UID, "default", "default", "never"],
+            capture_output=True,
+            check=True,
+        )
+    return path
+
+
+def encrypt(gpg_home, plaintext):
+    """ASCII-armoured ciphertext of ``plaintext`` (given on stdin, never argv)."""
+    return subprocess.run(
+        ["gpg", "--homedir", str(gpg_home), "--batch", "--yes", "--armor", "--trust-model", "always", "--encrypt", "--recipient", GPG_UID],
+        input=plaintext.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+
+
+def secrets_sls(gpg_home, master_key):
+    """The text of litellm_secrets.sls, as scripts/encrypt-secret.sh writes it."""
+    cipher = encrypt(gpg_home, master_key)
+    body = "\n".join("    " + line if line else "" for line in cipher.splitlines())
+    return f"#!yaml|gpg\nlitellm:\n  master_key: |\n{body}\n"
+
+
+def write_pillar(pillar_dir, settings, gpg_home, master_key):
+    """top.sls + litellm.sls (site data, as JSON which is YAML) + encrypted secrets."""
+    pillar_dir = Path(pillar_dir)
+    pillar_dir.mkdir(parents=True, exist_ok=True)
+    (pillar_dir / "top.sls").write_text("base:\n  '*':\n    - litellm\n    - litellm_secrets\n")
+    (pillar_dir / "litellm.sls").write_text(json.dumps({"litellm": settings}, indent=2) + "\n")
+    secret_file = pillar_dir / "litellm_secrets.sls"
+    secret_file.write_text(secrets_sls(gpg_home, master_key))
+    os.chmod(secret_file, 0o600)
+    return pillar_dir
+
+
+def site_settings(backends, bind_port, models=None, ca_bundle="/etc/litellm-test/ca-bundle.crt", **extra):
+    """Pillar `litellm:` of the local test site (stand-in backends on loopback)."""
+    settings = {
+        "bind_host": "127.0.0.1",
+        "bind_port": bind_port,
+        "backends": list(backends),
+        "models": models
+        or [
+            {"name": "chat-small", "provider": "ollama", "model": "llama3.2:3b"},
+            {"name": "chat-large", "provider": "ollama", "model": "qwen2.5:7b"},
+        ],
+        "ca_bundle": ca_bundle,
+        "health_check_interval": 5,
+        "service": {"ready_timeout": 180},
+    }
+    settings.update(extra)
+    return settings
+
+
+def master_config(root_dir, pillar_dir, gpg_home):
+    """Options for the controller (salt-ssh): formula tree, pillar, GPG."""
+    return {
+        "root_dir": str(root_dir),
+        "file_roots": {"base": [str(REPO / "salt")]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "gpg_keydir": str(gpg_home),
+        "gpg_decrypt_must_succeed": True,
+        "ssh_log_file": str(Path(root_dir) / "ssh.log"),
+        "log_level_logfile": "warning",
+    }
+
+
+def roster(name, ssh_port, client_key):
+    return {
+        name: {
+            "host": "127.0.0.1",
+            "port": ssh_port,
+            "user": "root",
+            "priv": str(client_key),
+            # the thin needs a PATH that reaches the target's own python3
+            "set_path": SALT_PATH,
+            "ssh_options": ["StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"],
+        }
+    }
+
+
+def minion_config(formula_dir, pillar_dir, gpg_home):
+    """Options for salt-call --local inside the test host (paths in there)."""
+    return {
+        "file_client": "local",
+        "file_roots": {"base": [f"{formula_dir}/salt"]},
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "module_dirs": [f"{formula_dir}/_modules"],
+        "states_dirs": [f"{formula_dir}/_states"],
+        "gpg_keydir": str(gpg_home),
+        "gpg_decrypt_must_succeed": True,
+        "log_level_logfile": "warning",
+    }

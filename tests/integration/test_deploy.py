@@ -1,0 +1,239 @@
+"""
+The formula on a real systemd host, in the order an operator lives it: cold
+deploy with salt-ssh, traffic through the gateway, no-op re-applies (salt-ssh
+and salt-call), a change that restarts once, bad pillar and a bad config that
+never go live, and no secret anywhere it should not be.
+"""
+
+import copy
+import json
+
+import pytest
+
+from .conftest import gateway_request, journal_count, journal_cursor, service_show
+
+pytestmark = pytest.mark.integration
+
+TIMINGS = {}
+
+
+def _chat(port, key, model, text="ping"):
+    return gateway_request(
+        port,
+        "POST",
+        "/v1/chat/completions",
+        key=key,
+        body={"model": model, "messages": [{"role": "user", "content": text}], "stream": False},
+    )
+
+
+def _file_state(host, path):
+    proc = host.run(["stat", "-c", "%U:%G %a %Y", path], check=False)
+    checksum = host.run(["sha256sum", path], check=False).stdout.split(" ")[0]
+    return proc.stdout.strip(), checksum
+
+
+@pytest.fixture(scope="module")
+def deployed(apply, host, test_site):
+    """Cold deploy: bare container to a ready gateway, with salt-ssh."""
+    run = apply.salt_ssh("state.apply", "litellm")
+    TIMINGS["cold_salt_ssh"] = run.elapsed
+    run.assert_ok()
+    return run
+
+
+def test_cold_deploy_converges_and_the_service_runs_as_litellm(deployed, host):
+    changed = deployed.changed()
+    for state_id in (
+        "litellm-package-install-user-present",
+        "litellm-package-install-venv-installed",
+        "litellm-config-file-config-managed",
+        "litellm-config-file-env-managed",
+        "litellm-service-running-unit-file-managed",
+        "litellm-service-running-service-running",
+    ):
+        assert state_id in changed
+    shown = service_show(host, "ActiveState", "SubState", "MainPID", "User", "UnitFileState")
+    assert shown["ActiveState"] == "active" and shown["SubState"] == "running"
+    assert shown["UnitFileState"] == "enabled"
+    owner = host.run(["ps", "-o", "user=", "-p", shown["MainPID"]]).stdout.strip()
+    assert owner == "litellm"
+    shell = host.run(["getent", "passwd", "litellm"]).stdout.strip().split(":")[-1]
+    assert shell == "/usr/sbin/nologin"
+
+
+def test_files_have_the_right_owner_and_mode(deployed, host):
+    assert _file_state(host, "/etc/litellm/litellm.env")[0].startswith("root:litellm 640 ")
+    assert _file_state(host, "/etc/litellm/config.yaml")[0].startswith("root:litellm 640 ")
+    assert _file_state(host, "/etc/systemd/system/litellm.service")[0].startswith("root:root 644 ")
+
+
+def test_unit_is_hardened(deployed, host):
+    out = host.run(["systemd-analyze", "security", "litellm.service", "--no-pager"]).stdout
+    score = float(out.strip().splitlines()[-1].split("level for litellm.service:")[1].split()[0])
+    TIMINGS["security_score"] = score
+    assert score <= 1.5, out[-2000:]
+
+
+def test_gateway_serves_chat_and_both_backends_get_traffic(deployed, test_site, backends):
+    backends.reset()
+    port = test_site.settings["bind_port"]
+    served_by = set()
+    for index in range(12):
+        status, headers, body = _chat(port, test_site.master_key, "chat-small", f"hello {index}")
+        assert status == 200, body[:500]
+        reply = json.loads(body)["choices"][0]["message"]["content"]
+        assert reply.startswith("Hello from llm0"), reply
+        served_by.add(reply.split(":")[0])
+    assert served_by == {"Hello from llm01", "Hello from llm02"}
+    chats = [stats["requests"].get("/api/chat", 0) for stats in backends.stats()]
+    assert all(count > 0 for count in chats), chats
+
+
+def test_models_need_the_master_key(deployed, test_site):
+    port = test_site.settings["bind_port"]
+    assert gateway_request(port, "GET", "/v1/models")[0] == 401
+    status, _, body = gateway_request(port, "GET", "/v1/models", key=test_site.master_key)
+    assert status == 200
+    assert sorted(m["id"] for m in json.loads(body)["data"]) == ["chat-large", "chat-small"]
+
+
+def test_second_salt_ssh_apply_changes_nothing_and_restarts_nothing(deployed, apply, host):
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    run = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    TIMINGS["noop_salt_ssh"] = run.elapsed
+    assert run.changed() == []
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
+
+
+def test_salt_call_local_apply_changes_nothing(deployed, apply, host):
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    run = apply.salt_call("state.apply", "litellm").assert_ok()
+    TIMINGS["noop_salt_call"] = run.elapsed
+    assert run.changed() == []
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
+
+
+def test_test_mode_reports_changes_and_changes_nothing(deployed, apply, host, test_site):
+    before = _file_state(host, "/etc/litellm/config.yaml")
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    settings = copy.deepcopy(test_site.settings)
+    settings["request_timeout"] = 300
+    test_site.write(settings)
+    try:
+        run = apply.salt_ssh("state.apply", "litellm", "test=True")
+        assert run.states["litellm-config-file-config-managed"]["result"] is None
+        assert "timeout: 300" in json.dumps(run.states["litellm-config-file-config-managed"]["changes"])
+        assert _file_state(host, "/etc/litellm/config.yaml") == before
+        assert service_show(host, "MainPID")["MainPID"] == pid_before
+    finally:
+        settings["request_timeout"] = 600
+        test_site.write(settings)
+
+
+def test_alias_change_restarts_exactly_once(deployed, apply, host, test_site):
+    port = test_site.settings["bind_port"]
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    cursor = journal_cursor(host)
+    settings = copy.deepcopy(test_site.settings)
+    settings["models"][0]["name"] = "chat-tiny"
+    test_site.write(settings)
+    run = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert run.changed() == ["litellm-config-file-config-managed", "litellm-service-running-service-running"]
+    assert service_show(host, "MainPID")["MainPID"] != pid_before
+    assert journal_count(host, "Started litellm.service", cursor) == 1
+    status, _, body = gateway_request(port, "GET", "/v1/models", key=test_site.master_key)
+    assert sorted(m["id"] for m in json.loads(body)["data"]) == ["chat-large", "chat-tiny"]
+    assert _chat(port, test_site.master_key, "chat-tiny")[0] == 200
+
+
+def test_bad_pillar_stops_the_run_before_any_change(deployed, apply, host, test_site):
+    config_before = _file_state(host, "/etc/litellm/config.yaml")
+    env_before = _file_state(host, "/etc/litellm/litellm.env")
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    good = copy.deepcopy(test_site.settings)
+    bad = copy.deepcopy(good)
+    bad["bind_port"] = "4000x"
+    bad["backends"][1] = "llm02:11434"
+    test_site.write(bad)
+    try:
+        run = apply.salt_ssh("state.apply", "litellm")
+        assert run.returncode != 0
+        comment = run.states["litellm-validate-pillar-validated"]["comment"]
+        assert "litellm:bind_port: must be an integer from 1 to 65535, got '4000x'" in comment
+        assert "litellm:backends:1: must start with http:// or https://" in comment
+        assert [s for s, v in run.states.items() if v.get("changes")] == []
+    finally:
+        test_site.write(good)
+    assert _file_state(host, "/etc/litellm/config.yaml") == config_before
+    assert _file_state(host, "/etc/litellm/litellm.env") == env_before
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
+
+
+def test_config_litellm_rejects_never_goes_live(deployed, apply, host, test_site):
+    port = test_site.settings["bind_port"]
+    config_before = _file_state(host, "/etc/litellm/config.yaml")
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    good = copy.deepcopy(test_site.settings)
+    bad = copy.deepcopy(good)
+    # Valid pillar, but LiteLLM itself refuses this config.
+    bad["router_settings"] = {"routing_strategy": "fastest-please"}
+    test_site.write(bad)
+    try:
+        run = apply.salt_ssh("state.apply", "litellm")
+        assert run.returncode != 0
+        state = run.states["litellm-config-file-config-managed"]
+        assert state["result"] is False
+        assert "LiteLLM rejected the new config" in state["comment"], state["comment"]
+        assert "fastest-please" in state["comment"], state["comment"]
+        assert run.states["litellm-service-running-service-running"]["result"] is False
+    finally:
+        test_site.write(good)
+    assert _file_state(host, "/etc/litellm/config.yaml") == config_before
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
+    assert _chat(port, test_site.master_key, "chat-large")[0] == 200
+
+
+def test_master_key_is_never_exposed(deployed, apply, host, test_site, outputs):
+    key = test_site.master_key
+    # state outputs of every run of this session (salt-ssh and salt-call)
+    assert outputs and all(key not in text for text in outputs if text)
+    # the journal
+    journal = host.run(["journalctl", "--no-pager", "-o", "cat"]).stdout
+    assert key not in journal
+    # process arguments of every process in the host
+    cmdlines = host.run(["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"]).stdout
+    assert key not in cmdlines
+    # files any unprivileged user can read (the key goes to grep on stdin, never argv)
+    readable = host.run(
+        [
+            "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+            "grep", "-rlF", "--devices=skip", "-f", "/dev/stdin",
+            "/etc", "/opt", "/var", "/tmp", "/srv", "/home", "/root", "/run", "/usr/local",
+        ],
+        input=key + "\n",
+        check=False,
+    )
+    assert readable.stdout.strip() == "", readable.stdout
+    # the env file holds it, readable by root and the service group only
+    assert host.run(["grep", "-c", "-F", "-f", "/dev/stdin", "/etc/litellm/litellm.env"], input=key + "\n").stdout.strip() == "1"
+
+
+def test_clean_removes_everything_the_formula_added(deployed, apply, host):
+    run = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
+    assert "litellm-service-clean-service-dead" in run.changed()
+    for path in ("/etc/litellm", "/opt/litellm/venv", "/etc/systemd/system/litellm.service",
+                 "/var/lib/litellm", "/var/cache/litellm", "/var/cache/litellm-salt", "/opt/litellm"):
+        assert host.run(["test", "-e", path], check=False).returncode != 0, f"{path} left behind"
+    assert host.run(["getent", "passwd", "litellm"], check=False).returncode != 0
+    assert host.run(["getent", "group", "litellm"], check=False).returncode != 0
+    assert host.run(["systemctl", "is-active", "litellm"], check=False).stdout.strip() in ("inactive", "unknown")
+    again = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
+    assert again.changed() == []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_timings():
+    """Prints what this run measured, for the closing notes (not a benchmark)."""
+    yield
+    print("\nINTEGRATION TIMINGS " + json.dumps({k: round(v, 2) for k, v in TIMINGS.items()}))
