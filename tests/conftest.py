@@ -54,3 +54,15 @@ def merged(*layers):
 def reference_settings():
     """Defaults + the shipped reference pillar + a valid master key."""
     return merged(reference_pillar(), {"master_key": TEST_MASTER_KEY})
+
+
+def pytest_sessionfinish(session):
+    """Drop Salt's deferred log handler: at exit it would flush into pytest's closed capture stream."""
+    import logging
+
+    import salt._logging.impl as salt_logging
+
+    handler = salt_logging.get_temp_handler()
+    if handler is not None:
+        logging.root.removeHandler(handler)
+        handler.sync_with_handlers([logging.NullHandler()])

@@ -63,6 +63,15 @@ class Backends:
             self.urls.append(url)
         return self
 
+    def kill(self, index):
+        """Stop one backend: its port is closed (connection refused)."""
+        ollama_stub.stop_stub_process(self.procs[index])
+
+    def revive(self, index):
+        port = int(self.urls[index].rsplit(":", 1)[1])
+        proc, _ = ollama_stub.start_stub_process(f"llm0{index + 1}", self.models, port=port)
+        self.procs[index] = proc
+
     def stop(self):
         for proc in self.procs:
             ollama_stub.stop_stub_process(proc)

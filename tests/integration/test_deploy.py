@@ -90,6 +90,23 @@ def test_gateway_serves_chat_and_both_backends_get_traffic(deployed, test_site, 
     assert all(count > 0 for count in chats), chats
 
 
+def test_every_request_succeeds_with_one_backend_dead(deployed, test_site, backends):
+    import concurrent.futures
+
+    port = test_site.settings["bind_port"]
+    backends.kill(1)
+    try:
+        sequential = [_chat(port, test_site.master_key, "chat-small", f"seq {i}")[0] for i in range(20)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+            concurrent_codes = list(
+                pool.map(lambda i: _chat(port, test_site.master_key, "chat-large", f"conc {i}")[0], range(20))
+            )
+    finally:
+        backends.revive(1)
+    assert sequential == [200] * 20
+    assert concurrent_codes == [200] * 20
+
+
 def test_models_need_the_master_key(deployed, test_site):
     port = test_site.settings["bind_port"]
     assert gateway_request(port, "GET", "/v1/models")[0] == 401

@@ -146,6 +146,15 @@ def test_config_keys_are_where_litellm_expects_them(reference_settings):
     assert "num_retries" not in config
     assert config["router_settings"]["num_retries"] == 2
     assert config["general_settings"]["background_health_checks"] is True
+    assert config["general_settings"]["enable_health_check_routing"] is True
+    assert config["router_settings"]["enable_weighted_failover"] is True
+
+
+def test_health_checks_can_be_turned_off(reference_settings):
+    settings = copy.deepcopy(reference_settings)
+    settings["health_check_interval"] = 0
+    general = litellm_config.build_config(settings)["general_settings"]
+    assert general == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
 
 
 def test_extra_sections_are_merged(reference_settings):
