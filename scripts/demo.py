@@ -54,7 +54,8 @@ def _start_backends():
     for name, port in (("llm01", 11434), ("llm02", 11435)):
         if not _port_free(port):
             port = 0
-        proc, url = ollama_stub.start_stub_process(name, ["llama3.2:3b", "qwen2.5:7b"], port=port)
+        with open(STATE / f"{name}.log", "ab") as log:
+            proc, url = ollama_stub.start_stub_process(name, ["llama3.2:3b", "qwen2.5:7b"], port=port, stderr=log)
         started.append({"name": name, "pid": proc.pid, "url": url})
     record.write_text(json.dumps(started))
     return [b["url"] for b in started]

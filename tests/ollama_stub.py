@@ -411,8 +411,12 @@ class OllamaStub:
 
 
 def start_stub_process(name, models, port=0, host="127.0.0.1", pidfile=None,
-                       version=None, verbose=False, timeout=10.0):
-    """Run the CLI in its own process group; return (Popen, url) once it listens."""
+                       version=None, verbose=False, timeout=10.0, stderr=None):
+    """Run the CLI in its own process group; return (Popen, url) once it listens.
+
+    ``stderr``: a file for the server's stderr (a detached server must not keep
+    its parent's terminal or pipe open); inherited when None.
+    """
     if not isinstance(models, str):
         models = ",".join(models)
     cmd = [sys.executable, os.path.abspath(__file__), "--host", host, "--port", str(port),
@@ -420,7 +424,7 @@ def start_stub_process(name, models, port=0, host="127.0.0.1", pidfile=None,
     cmd += ["--pidfile", str(pidfile)] if pidfile else []
     cmd += ["--version", version] if version else []
     cmd += ["--verbose"] if verbose else []
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
     lines = Queue()  # a reader thread makes the readline wait time-bounded
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
     try:
