@@ -71,6 +71,8 @@ TOP_LEVEL_KEYS = {
     "litellm_settings",
     "router_settings",
     "general_settings",
+    "preflight",
+    "smoke",
     "lookup",
 }
 # Keys that belong to a setting of the formula, or that make LiteLLM refuse to
@@ -265,6 +267,23 @@ def _check_service(errors, service):
         )
 
 
+def _check_smoke(errors, smoke):
+    # litellm:preflight's own keys are checked by the preflight's pillar check.
+    if not isinstance(smoke, dict):
+        errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
+        return
+    unknown = sorted(map(str, set(smoke) - {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir"}))
+    if unknown:
+        errors.append(f"litellm:smoke: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(smoke.get("enabled", True), bool):
+        errors.append(f"litellm:smoke:enabled: must be true or false, got {_describe(smoke.get('enabled'))}")
+    _check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
+    _check_int(errors, "smoke:latency_requests", smoke.get("latency_requests", 10), 1, 100)
+    if smoke.get("chat_models", "first") not in ("first", "all"):
+        errors.append(f"litellm:smoke:chat_models: must be 'first' or 'all', got {_describe(smoke.get('chat_models'))}")
+    _check_path(errors, "smoke:evidence_dir", smoke.get("evidence_dir", ""), allow_empty=True)
+
+
 def _check_extra_sections(errors, settings):
     for section, forbidden in FORBIDDEN_EXTRA_KEYS.items():
         value = settings.get(section, {})
@@ -335,6 +354,9 @@ def check_settings(settings):
                     errors.append(f"litellm:package_index:extra_urls:{position}: {problem}")
     _check_service(errors, settings.get("service"))
     _check_extra_sections(errors, settings)
+    _check_smoke(errors, settings.get("smoke", {}))
+    if not isinstance(settings.get("preflight", {}), dict):
+        errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
     return errors
 
 
@@ -453,7 +475,8 @@ def _merged_settings(saltenv):
     )
     rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
     if not rendered["pillar_is_mapping"]:
-        return __salt__["pillar.get"]("litellm")
+        # unmask: outside templates Salt 3008 masks pillar values
+        return __salt__["pillar.get"]("litellm", unmask=True)
     return rendered["settings"]
 
 

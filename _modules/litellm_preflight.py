@@ -97,7 +97,7 @@ TCP_STATES = {
     "0B": "CLOSING",
 }
 RESOLVED_STUBS = ("127.0.0.53", "127.0.0.54")
-PREFLIGHT_KEYS = {"min_disk_gib", "min_memory_mib", "evidence_dir", "offline_wheelhouse", "dns", "site"}
+PREFLIGHT_KEYS = {"enabled", "min_disk_gib", "min_memory_mib", "evidence_dir", "offline_wheelhouse", "dns", "site"}
 SITE_KEYS = {"realm": bool, "admin_sudo_group": str, "netplan_single_file": bool, "resolver": bool}
 SK_RE = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")
 URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\s:]*):(?P<password>[^/@\s]*)@")

@@ -35,12 +35,16 @@ def passed(
     chat_models="first",
     evidence_dir=None,
     timeout=30,
+    bind_host=None,
+    bind_port=None,
 ):
     """
     Run every smoke check against the gateway and succeed only when all pass
     (warnings are listed, they do not fail the state). Arguments left None
     come from pillar ``litellm:`` like in ``litellm_smoke.run``; leave
     ``master_key`` out of the SLS so that it is taken from the secret pillar.
+    ``bind_host``/``bind_port`` (the formula's) give the URL when ``url`` is
+    not set.
     Never reports changes; in test mode it says what it would run.
 
     .. code-block:: yaml
@@ -54,6 +58,9 @@ def passed(
               - litellm_service: litellm-service-running-ready
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    if url is None and bind_host is not None:
+        # the formula's bind address, asked on loopback when it is a wildcard
+        url = __salt__["litellm_config.local_url"](bind_host, bind_port)
     if __opts__["test"]:
         planned = __salt__["litellm_smoke.plan"](
             url=url,

@@ -95,8 +95,11 @@ def test_venv_installed_in_test_mode_says_what_would_change(states, tmp_path):
 
 def test_whole_formula_in_test_mode_changes_nothing(modules):
     before = set(os.listdir("/etc"))
+    # this host is no systemd host: only the preflight may (and must) say no
     ret = modules.state.sls("litellm", test=True)
-    assert not ret.failed, [r for r in ret if r.result is False]
+    failed = {r.id: r.comment for r in ret if r.result is False}
+    assert set(failed) == {"litellm-preflight-go"}, failed
+    assert "init: PID 1 is" in failed["litellm-preflight-go"]
     ids = {r.id for r in ret}
     assert {
         "litellm-validate-pillar-validated",
@@ -106,7 +109,27 @@ def test_whole_formula_in_test_mode_changes_nothing(modules):
         "litellm-service-running-unit-file-managed",
         "litellm-service-running-service-running",
         "litellm-service-running-ready",
+        "litellm-smoke-passed",
     } <= ids
+    results = {r.id: r.result for r in ret}
+    assert results["litellm-config-file-config-managed"] is None
+    assert results["litellm-smoke-passed"] is None
     assert TEST_MASTER_KEY not in json.dumps(ret.raw, default=str)
     assert set(os.listdir("/etc")) == before
     assert not os.path.exists("/etc/litellm")
+
+
+def test_preflight_no_go_stops_the_run_before_any_change(modules):
+    # Guard: this must be a NO-GO host (PID 1 is not systemd, no backends), or
+    # the apply below would really deploy here.
+    report = modules.litellm_preflight.run()
+    assert report["result"] == "NO-GO" and "init" in report["failed"], report["failed"]
+    before = set(os.listdir("/etc"))
+    ret = modules.state.sls("litellm", test=False)
+    results = {r.id: r.result for r in ret}
+    assert results["litellm-validate-pillar-validated"] is True
+    assert results["litellm-preflight-go"] is False
+    ran = [r.id for r in ret if "failhard" not in (r.comment or "").lower()]
+    assert ran == ["litellm-validate-pillar-validated", "litellm-preflight-go"], ran
+    assert set(os.listdir("/etc")) == before
+    assert not os.path.exists("/etc/litellm") and not os.path.exists("/opt/litellm")

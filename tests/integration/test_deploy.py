@@ -7,6 +7,7 @@ never go live, and no secret anywhere it should not be.
 
 import copy
 import json
+import time
 
 import pytest
 
@@ -44,6 +45,10 @@ def deployed(apply, host, test_site):
 
 def test_cold_deploy_converges_and_the_service_runs_as_litellm(deployed, host):
     changed = deployed.changed()
+    states = deployed.states
+    assert states["litellm-preflight-go"]["result"] is True
+    assert states["litellm-smoke-passed"]["result"] is True
+    assert "PASS" in states["litellm-smoke-passed"]["comment"]
     for state_id in (
         "litellm-package-install-user-present",
         "litellm-package-install-venv-installed",
@@ -105,6 +110,14 @@ def test_every_request_succeeds_with_one_backend_dead(deployed, test_site, backe
         backends.revive(1)
     assert sequential == [200] * 20
     assert concurrent_codes == [200] * 20
+    # the gateway sees the revived backend healthy again (background checks)
+    deadline = time.monotonic() + 30
+    while True:
+        status, _, body = gateway_request(port, "GET", "/health", key=test_site.master_key)
+        if status == 200 and json.loads(body)["unhealthy_count"] == 0:
+            break
+        assert time.monotonic() < deadline, body[:500]
+        time.sleep(1)
 
 
 def test_models_need_the_master_key(deployed, test_site):

@@ -1,0 +1,33 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Acceptance after every deploy: the gateway answers as an operator expects
+    (health, auth, every alias, chat, streaming, fan-out to every backend,
+    errors, latency). A failed check fails the run, naming it. The master key
+    comes from the secret pillar inside the module, never from this file. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import litellm with context %}
+
+include:
+  - {{ tplroot }}.service
+
+{#- Tolerates a malformed models list: litellm.validate reports it. #}
+{%- set aliases = [] %}
+{%- for model in (litellm.models if litellm.models is iterable and litellm.models is not string else []) %}
+{%-   if model is mapping %}{% do aliases.append(model.get('name')) %}{% endif %}
+{%- endfor %}
+
+{%- if litellm.smoke.enabled %}
+litellm-smoke-passed:
+  litellm_smoke.passed:
+    - name: litellm
+    - bind_host: {{ litellm.bind_host | json }}
+    - bind_port: {{ litellm.bind_port | json }}
+    - models: {{ aliases | json }}
+    - backends: {{ litellm.backends | json }}
+    - concurrency: {{ litellm.smoke.concurrency }}
+    - latency_requests: {{ litellm.smoke.latency_requests }}
+    - chat_models: {{ litellm.smoke.chat_models }}
+    - evidence_dir: {{ litellm.smoke.evidence_dir or None | json }}
+    - require:
+      - sls: {{ tplroot }}.service
+{%- endif %}
