@@ -1,0 +1,64 @@
+"""
+Changing the pinned LiteLLM version upgrades the venv in place from the
+shipped lock, restarts the service once, and the gateway passes smoke on the
+new version; going back works the same way.
+"""
+
+import copy
+
+import pytest
+
+from .conftest import journal_count, journal_cursor, service_show
+
+pytestmark = pytest.mark.integration
+
+VENV_PYTHON = "/opt/litellm/venv/bin/python"
+
+
+def _installed_version(host):
+    return host.run([VENV_PYTHON, "-c", "import importlib.metadata as m; print(m.version('litellm'))"]).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def deployed(apply, host, test_site):
+    """The gateway on the default pinned version (earlier modules may have cleaned it)."""
+    apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert _installed_version(host) == test_site.settings.get("version", "1.108.7")
+
+
+@pytest.mark.parametrize("version", ["1.108.6", "1.108.7"])
+def test_version_change_upgrades_in_place_and_restarts_once(deployed, apply, host, test_site, version):
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    cursor = journal_cursor(host)
+    settings = copy.deepcopy(test_site.settings)
+    settings["version"] = version
+    test_site.write(settings)
+    run = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert run.changed() == [
+        "litellm-package-install-lock-file-managed",
+        "litellm-package-install-venv-installed",
+        "litellm-service-running-service-running",
+    ]
+    assert _installed_version(host) == version
+    assert service_show(host, "MainPID")["MainPID"] != pid_before
+    assert journal_count(host, "Started litellm.service", cursor) == 1
+    assert run.states["litellm-smoke-passed"]["result"] is True
+    again = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert again.changed() == []
+
+
+def test_a_version_without_a_lock_is_refused_before_any_change(deployed, apply, host, test_site):
+    good = copy.deepcopy(test_site.settings)
+    bad = copy.deepcopy(good)
+    bad["version"] = "1.0.0"
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    test_site.write(bad)
+    try:
+        run = apply.salt_ssh("state.apply", "litellm")
+    finally:
+        test_site.write(good)
+    assert run.returncode != 0
+    assert "litellm:version: no lock file for '1.0.0'" in run.states["litellm-validate-pillar-validated"]["comment"]
+    assert run.changed() == []
+    assert _installed_version(host) == "1.108.7"
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
