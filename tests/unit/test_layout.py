@@ -1,0 +1,40 @@
+"""The shipped salt-ssh configuration serves the formula and never the pillar."""
+
+import os
+
+import salt.utils.yaml
+
+from tests.conftest import REPO
+
+
+def test_master_config_keeps_pillar_out_of_file_roots():
+    master = salt.utils.yaml.safe_load((REPO / "etc/salt/master").read_text())
+    roots = [os.path.realpath(REPO / path) for path in master["file_roots"]["base"]]
+    pillar = os.path.realpath(REPO / master["pillar_roots"]["base"][0])
+    assert pillar == str(REPO / "pillar")
+    for root in roots:
+        assert not pillar.startswith(root + os.sep) and pillar != root
+    assert master["gpg_decrypt_must_succeed"] is True
+
+
+def test_custom_modules_ship_with_the_state_tree():
+    for kind in ("_modules", "_states"):
+        link = REPO / "salt" / kind
+        assert link.is_symlink() and os.path.realpath(link) == str(REPO / kind)
+
+
+def test_saltfile_points_at_the_shipped_config():
+    saltfile = salt.utils.yaml.safe_load((REPO / "Saltfile").read_text())
+    assert saltfile["salt-ssh"]["config_dir"] == "etc/salt"
+    assert (REPO / saltfile["salt-ssh"]["config_dir"] / "master").is_file()
+
+
+def test_every_sls_state_id_follows_the_naming_scheme():
+    import re
+
+    ids = []
+    for path in (REPO / "salt/litellm").rglob("*.sls"):
+        ids += re.findall(r"^(litellm-[a-z0-9{}\-_. |~/]+):\s*$", path.read_text(), re.M)
+    assert len(ids) > 15
+    assert all(i.startswith(("litellm-validate-", "litellm-preflight-", "litellm-package-", "litellm-config-",
+                             "litellm-service-", "litellm-smoke-")) for i in ids), ids
