@@ -224,8 +224,15 @@ def test_config_litellm_rejects_never_goes_live(deployed, apply, host, test_site
     assert _chat(port, test_site.master_key, "chat-large")[0] == 200
 
 
-def test_master_key_is_never_exposed(deployed, apply, host, test_site, outputs):
+def test_master_key_is_never_exposed(deployed, apply, host, test_site, outputs, site_dir):
     key = test_site.master_key
+    # the controller's files (salt-ssh cache, job returns, logs): only ciphertext
+    on_controller = [
+        str(path)
+        for path in site_dir.rglob("*")
+        if path.is_file() and not path.is_symlink() and key.encode() in path.read_bytes()
+    ]
+    assert on_controller == []
     # state outputs of every run of this session (salt-ssh and salt-call)
     assert outputs and all(key not in text for text in outputs if text)
     # the journal
