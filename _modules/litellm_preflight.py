@@ -21,6 +21,7 @@ Pillar (all optional), under ``litellm:preflight``:
         min_disk_gib: 2              # free disk at the venv's nearest existing parent
         min_memory_mib: 1024         # MemAvailable; below it: warn
         evidence_dir: ''             # write preflight-<UTC>/report.json + summary.txt there
+        keep_evidence: 20            # bundles kept in evidence_dir (the oldest are pruned)
         offline_wheelhouse: ''       # set: the package_index check is skipped
         dns:
           expected: {}               # host: [addresses] the host must resolve to
@@ -60,6 +61,8 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 DEFAULT_PYTHON = "/usr/bin/python3"
 DEFAULT_MIN_DISK_GIB = 2
 DEFAULT_MIN_MEMORY_MIB = 1024
+DEFAULT_KEEP_EVIDENCE = 20
+BUNDLE_RE = re.compile(r"^preflight-(?P<stamp>\d{8}T\d{6}Z)(?:-(?P<number>\d+))?$")
 CONNECT_TIMEOUT = 3.0  # seconds, every TCP connect
 HTTP_TIMEOUT = 5.0  # seconds, every HTTP request (socket timeout)
 DNS_TIMEOUT = 5.0  # seconds, all lookups of the dns check together
@@ -97,10 +100,82 @@ TCP_STATES = {
     "0B": "CLOSING",
 }
 RESOLVED_STUBS = ("127.0.0.53", "127.0.0.54")
-PREFLIGHT_KEYS = {"enabled", "min_disk_gib", "min_memory_mib", "evidence_dir", "offline_wheelhouse", "dns", "site"}
+PREFLIGHT_KEYS = {
+    "enabled",
+    "min_disk_gib",
+    "min_memory_mib",
+    "evidence_dir",
+    "keep_evidence",
+    "offline_wheelhouse",
+    "dns",
+    "site",
+}
 SITE_KEYS = {"realm": bool, "admin_sudo_group": str, "netplan_single_file": bool, "resolver": bool}
 SK_RE = re.compile(r"sk-[A-Za-z0-9_\-]{16,}")
 URL_USERINFO_RE = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@\s:]*):(?P<password>[^/@\s]*)@")
+
+# salt/litellm/parameters/defaults.yaml and os_family/*.yaml, for targets that
+# run the module without the state tree (salt-ssh); a unit test keeps them equal.
+FORMULA_DEFAULTS = {
+    "bind_host": "0.0.0.0",
+    "bind_port": 4000,
+    "base_url": "",
+    "backends": [],
+    "models": [],
+    "request_timeout": 600,
+    "max_retries": 2,
+    "routing_strategy": "simple-shuffle",
+    "allowed_fails": 1,
+    "cooldown_time": 30,
+    "health_check_interval": 300,
+    "master_key": "",
+    "version": "1.108.7",
+    "venv": "/opt/litellm/venv",
+    "package_index": {"url": "", "extra_urls": []},
+    "ca_bundle": "",
+    "config_dir": "/etc/litellm",
+    "service": {
+        "name": "litellm",
+        "user": "litellm",
+        "group": "litellm",
+        "workers": 1,
+        "log_level": "ERROR",
+        "ready_timeout": 180,
+    },
+    "litellm_settings": {},
+    "router_settings": {},
+    "general_settings": {},
+    "preflight": {
+        "enabled": True,
+        "evidence_dir": "",
+        "min_disk_gib": 2,
+        "min_memory_mib": 1024,
+        "offline_wheelhouse": "",
+        "dns": {"expected": {}, "ptr": False},
+        "site": {"realm": False, "admin_sudo_group": "", "netplan_single_file": False, "resolver": False},
+    },
+    "smoke": {
+        "enabled": True,
+        "rollback": True,
+        "concurrency": 10,
+        "latency_requests": 10,
+        "chat_models": "first",
+        "evidence_dir": "",
+    },
+    "lookup": {
+        "pkgs": ["python3-venv"],
+        "python": "/usr/bin/python3",
+        "nologin_shell": "/usr/sbin/nologin",
+        "systemd_unit_dir": "/etc/systemd/system",
+    },
+}
+OS_FAMILY_DEFAULTS = {"Debian": {"lookup": {"pkgs": ["python3-venv"]}}}
+NO_PILLAR_NOTE = (
+    "no litellm pillar and no salt://litellm/map.jinja here: salt-ssh runs a custom "
+    "module without pillar or the state tree; run 'state.sls litellm.preflight' with salt-ssh, "
+    "or salt-call on the host"
+)
+_SETTINGS_NOTE = None  # set by _settings() when the settings are defaults only
 
 # Python the runtime check runs in the target interpreter: one JSON line.
 RUNTIME_PROBE = (
@@ -366,6 +441,9 @@ def _preflight_errors(settings):
     for name in ("min_disk_gib", "min_memory_mib"):
         if name in pf and (not _is_number(pf[name]) or pf[name] < 0):
             errors.append(f"{key}:{name}: must be a number >= 0, got {pf[name]!r}")
+    keep = pf.get("keep_evidence", DEFAULT_KEEP_EVIDENCE)
+    if keep not in ("", None) and (not _is_int(keep) or keep < 1):
+        errors.append(f"{key}:keep_evidence: must be an integer >= 1, got {keep!r}")
     evidence = pf.get("evidence_dir", "")
     if evidence not in ("", None) and (not isinstance(evidence, str) or not evidence.startswith("/")):
         errors.append(f"{key}:evidence_dir: must be an absolute path, got {evidence!r}")
@@ -724,19 +802,65 @@ def _nearest_existing(path):
     return path
 
 
+def _merge(base, layer):
+    """map.jinja's merge: mappings recursively, everything else (lists too) replaced."""
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _pillar_litellm():
+    """Pillar ``litellm`` unmasked (Salt 3008 masks pillar values outside templates)."""
+    try:
+        return __salt__["pillar.get"]("litellm", {}, unmask=True)
+    except TypeError:  # a Salt without unmask
+        return __salt__["pillar.get"]("litellm", {})
+
+
+def _fallback_settings():
+    """
+    Built-in defaults merged with pillar, as map.jinja would: for a target
+    without the state tree (``salt-ssh <target> litellm_preflight.run`` ships
+    the modules and the pillar, not ``salt://litellm/map.jinja``).
+    """
+    global _SETTINGS_NOTE  # pylint: disable=global-statement
+    pillar = _pillar_litellm()
+    if not isinstance(pillar, dict):
+        return pillar
+    if not pillar:
+        _SETTINGS_NOTE = NO_PILLAR_NOTE
+    settings = json.loads(json.dumps(FORMULA_DEFAULTS))
+    if __grains__.get("os_family") in OS_FAMILY_DEFAULTS:
+        settings = _merge(settings, OS_FAMILY_DEFAULTS[__grains__["os_family"]])
+    return _merge(settings, pillar)
+
+
 def _merged_settings(saltenv):
     """The formula's merged settings, through map.jinja (as litellm_config does)."""
     source = (
         "{%- from 'litellm/map.jinja' import litellm, pillar_is_mapping with context %}"
         "{{ {'settings': litellm, 'pillar_is_mapping': pillar_is_mapping} | json }}"
     )
-    rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
+    try:
+        rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
+    except Exception as exc:  # pylint: disable=broad-except
+        # SaltRenderError (TemplateNotFound) when the state tree is not on the target.
+        if "TemplateNotFound: litellm/map.jinja" not in str(exc):
+            raise  # a real error of map.jinja is not hidden
+        log.info("litellm/map.jinja is not available here: built-in defaults merged with pillar")
+        return _fallback_settings()
     if not rendered["pillar_is_mapping"]:
-        return __salt__["pillar.get"]("litellm")
+        return _pillar_litellm()
     return rendered["settings"]
 
 
 def _settings(settings, saltenv):
+    global _SETTINGS_NOTE  # pylint: disable=global-statement
+    _SETTINGS_NOTE = None
     return _merged_settings(saltenv) if settings is None else settings
 
 
@@ -1040,11 +1164,12 @@ def _installed_version_matches(settings):
 def _https_endpoints(settings):
     """(label, host, port) of every https endpoint the deploy needs, unique."""
     endpoints = []
-    index = settings.get("package_index") if isinstance(settings.get("package_index"), dict) else {}
     urls = []
-    if not _installed_version_matches(settings):
-        urls.append(("package_index", index.get("url")))
-        extra = index.get("extra_urls") if isinstance(index.get("extra_urls"), list) else []
+    # The index the install really uses (PyPI when package_index:url is empty),
+    # unless it is not used at all: pinned version installed, or a wheelhouse.
+    if not _installed_version_matches(settings) and not _pf_get(settings, "offline_wheelhouse"):
+        url, extra = _index_urls(settings)
+        urls.append(("package_index", url))
         urls += [("extra_index", u) for u in extra]
     urls += [("backend", u) for u in _backend_urls(settings)]
     for label, url in urls:
@@ -1156,7 +1281,8 @@ def _check_pillar(settings):
     core = {key: value for key, value in settings.items() if key != "preflight"}
     errors = list(__salt__["litellm_config.validate"](settings=core)["errors"]) + _preflight_errors(settings)
     if errors:
-        return "fail", f"{len(errors)} error(s): " + "; ".join(errors)
+        note = f" ({_SETTINGS_NOTE})" if _SETTINGS_NOTE else ""
+        return "fail", f"{len(errors)} error(s): " + "; ".join(errors) + note
     return "pass", "settings are valid"
 
 
@@ -1345,6 +1471,39 @@ def _write_evidence(report, evidence_dir, host="", generated=None):
     return path
 
 
+def _bundle_key(name):
+    match = BUNDLE_RE.match(name)
+    return (match.group("stamp"), int(match.group("number") or 1)) if match else None
+
+
+def _prune_evidence(evidence_dir, keep, current=None):
+    """
+    Remove all but the newest ``keep`` bundles of ``evidence_dir`` (by their
+    timestamp); only ``preflight-<UTC>[-N]`` directories are touched, never
+    ``current``. Returns the removed paths.
+    """
+    try:
+        names = os.listdir(evidence_dir)
+    except OSError:
+        return []
+    bundles = sorted(
+        (name for name in names if _bundle_key(name) is not None),
+        key=_bundle_key,
+        reverse=True,
+    )
+    removed = []
+    for name in bundles[max(int(keep), 1) :]:
+        path = os.path.join(evidence_dir, name)
+        if path == current or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        try:
+            shutil.rmtree(path)
+            removed.append(path)
+        except OSError as exc:
+            log.warning("preflight evidence %s could not be pruned: %s", path, exc.strerror or exc)
+    return removed
+
+
 # --- public functions ------------------------------------------------------------------
 
 
@@ -1356,7 +1515,11 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
     "duration_ms", "evidence"}``; a failed check makes NO-GO, a warning does
     not. Read-only; with ``evidence_dir`` (default: pillar
     ``litellm:preflight:evidence_dir``) a bundle ``preflight-<UTC>/`` with
-    ``report.json`` and ``summary.txt`` is written there (0700/0600).
+    ``report.json`` and ``summary.txt`` is written there (0700/0600), and
+    only the newest ``litellm:preflight:keep_evidence`` bundles (default 20)
+    are kept. Without the state tree on the target (``salt-ssh <target>
+    litellm_preflight.run``) the settings are the built-in defaults merged
+    with pillar, as map.jinja does.
 
     CLI Example:
 
@@ -1377,6 +1540,9 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
     if evidence_dir:
         host = str(__grains__.get("id") or __grains__.get("fqdn") or socket.gethostname())
         report["evidence"] = _write_evidence(report, evidence_dir, host=_redact_text(host, secrets))
+        keep = _pf_get(settings, "keep_evidence", default=DEFAULT_KEEP_EVIDENCE)
+        keep = keep if _is_int(keep) and keep >= 1 else DEFAULT_KEEP_EVIDENCE
+        _prune_evidence(evidence_dir, keep, current=report["evidence"])
     return report
 
 

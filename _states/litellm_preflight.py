@@ -34,6 +34,7 @@ def _comment(report):
     skipped = [check["name"] for check in report["checks"] if check["status"] == "skip"]
     if skipped:
         lines.append(f"Skipped: {', '.join(skipped)}")
+    lines.append("Checks: " + ", ".join(f"{check['name']} {check['status']}" for check in report["checks"]))
     lines.append(f"Took {report['duration_ms']:.0f} ms")
     if report.get("evidence"):
         lines.append(f"Evidence: {report['evidence']}")

@@ -603,7 +603,23 @@ def verify_error(message):
 
 
 def test_trust_skips_without_https():
-    assert check("trust", settings())["status"] == "skip"
+    cfg = settings(package_index={"url": "http://mirror.example.internal/simple", "extra_urls": []})
+    assert check("trust", cfg)["status"] == "skip"
+    # the index is not used with a wheelhouse: neither is its TLS
+    assert check("trust", settings(preflight={"offline_wheelhouse": "/srv/wheels"}))["status"] == "skip"
+
+
+def test_trust_checks_pypi_when_no_index_is_set(monkeypatch):
+    seen = []
+
+    def handshake(host, port, context):
+        seen.append((host, port))
+        return {"protocol": "TLSv1.3", "issuer": "Test CA", "not_after": "Jan  1 00:00:00 2099 GMT"}
+
+    monkeypatch.setattr(PF, "_tls_handshake", handshake)
+    out = check("trust", settings())
+    assert seen == [("pypi.org", 443)]
+    assert out["status"] == "pass" and "pypi.org:443 (package_index): verified" in out["detail"]
 
 
 def test_trust_fails_naming_host_and_verification_error(monkeypatch):
@@ -924,3 +940,108 @@ def test_package_index_and_its_tls_are_skipped_when_the_pinned_version_is_instal
     assert litellm_preflight._https_endpoints(settings) == []
     settings["version"] = "1.108.8"
     assert [label for label, _, _ in litellm_preflight._https_endpoints(settings)] == ["package_index"]
+
+
+# --- evidence pruning, settings without the state tree, the state's check list --------------
+
+
+def test_keep_evidence_is_validated():
+    assert PF._preflight_errors(settings(preflight={"keep_evidence": 5})) == []
+    for bad in (0, -1, "many", 2.5, True):
+        errors = PF._preflight_errors(settings(preflight={"keep_evidence": bad}))
+        assert any("litellm:preflight:keep_evidence: must be an integer >= 1" in e for e in errors), (bad, errors)
+
+
+def test_run_keeps_only_the_newest_evidence_bundles(fake_checks, tmp_path):
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    for name in ("preflight-20240101T000000Z", "preflight-20240101T000000Z-2", "preflight-20240101T000000Z-10"):
+        (evidence / name).mkdir()
+        (evidence / name / "report.json").write_text("{}")
+    (evidence / "notes").mkdir()  # not a bundle: never touched
+    (evidence / "preflight-keep.txt").write_text("x")
+    cfg = settings(preflight={"evidence_dir": str(evidence), "keep_evidence": 2})
+    report = PF.run(settings=cfg)
+    kept = sorted(os.listdir(evidence))
+    newest = os.path.basename(report["evidence"])
+    assert kept == sorted(["notes", "preflight-keep.txt", "preflight-20240101T000000Z-10", newest])
+    again = PF.run(settings=cfg)
+    assert sorted(os.listdir(evidence)) == sorted(
+        ["notes", "preflight-keep.txt", newest, os.path.basename(again["evidence"])]
+    )
+
+
+def test_evidence_keeps_twenty_bundles_by_default(fake_checks, tmp_path):
+    for second in range(25):
+        (tmp_path / f"preflight-20240101T0000{second:02d}Z").mkdir()
+    report = PF.run(settings=settings(), evidence_dir=str(tmp_path))
+    kept = sorted(os.listdir(tmp_path))
+    assert len(kept) == PF.DEFAULT_KEEP_EVIDENCE == 20
+    assert os.path.basename(report["evidence"]) in kept
+    assert "preflight-20240101T000024Z" in kept and "preflight-20240101T000005Z" not in kept
+
+
+def test_prune_never_removes_the_current_bundle_or_symlinks(tmp_path):
+    (tmp_path / "preflight-20240101T000000Z").mkdir()
+    (tmp_path / "target").mkdir()
+    os.symlink(tmp_path / "target", tmp_path / "preflight-20230101T000000Z")
+    current = str(tmp_path / "preflight-20240101T000000Z")
+    assert PF._prune_evidence(str(tmp_path), 0, current=current) == []
+    assert os.path.isdir(current) and os.path.islink(tmp_path / "preflight-20230101T000000Z")
+    assert PF._prune_evidence(str(tmp_path / "missing"), 1) == []
+
+
+def test_built_in_defaults_equal_the_formula_defaults():
+    import salt.utils.yaml
+
+    from tests.conftest import STATE_TREE, formula_defaults
+
+    # salt-ssh runs the module without the state tree: keep FORMULA_DEFAULTS in step with defaults.yaml
+    assert PF.FORMULA_DEFAULTS == formula_defaults(), "update litellm_preflight.FORMULA_DEFAULTS"
+    for path in (STATE_TREE / "litellm" / "parameters" / "os_family").glob("*.yaml"):
+        with open(path, encoding="utf-8") as handle:
+            assert PF.OS_FAMILY_DEFAULTS[path.stem] == salt.utils.yaml.safe_load(handle)["values"]
+
+
+def test_without_the_state_tree_settings_are_defaults_merged_with_pillar(monkeypatch, fake_checks):
+    from salt.exceptions import SaltRenderError
+
+    def no_tree(**kwargs):
+        raise SaltRenderError("Jinja error: litellm/map.jinja\njinja2.exceptions.TemplateNotFound: litellm/map.jinja")
+
+    pillar = {"backends": list(BACKENDS), "bind_port": 4100, "preflight": {"min_disk_gib": 7}}
+    monkeypatch.setitem(PF.__salt__, "slsutil.renderer", no_tree)
+    monkeypatch.setitem(PF.__salt__, "pillar.get", MagicMock(return_value=pillar))
+    monkeypatch.setitem(PF.__grains__, "os_family", "Debian")
+    merged_settings = PF._settings(None, "base")
+    assert merged_settings["bind_port"] == 4100 and merged_settings["backends"] == BACKENDS
+    assert merged_settings["preflight"]["min_disk_gib"] == 7
+    assert merged_settings["preflight"]["min_memory_mib"] == 1024  # from the defaults
+    assert merged_settings["version"] == PF.FORMULA_DEFAULTS["version"]
+    assert PF._SETTINGS_NOTE is None
+    # a real template error is not hidden
+    syntax = SaltRenderError("Jinja syntax error: unexpected '}'; litellm/map.jinja line 3")
+    monkeypatch.setitem(PF.__salt__, "slsutil.renderer", MagicMock(side_effect=syntax))
+    with pytest.raises(SaltRenderError):
+        PF._settings(None, "base")
+
+
+def test_salt_ssh_without_pillar_says_so_in_the_pillar_check(monkeypatch):
+    from salt.exceptions import SaltRenderError
+
+    monkeypatch.setitem(
+        PF.__salt__, "slsutil.renderer", MagicMock(side_effect=SaltRenderError("TemplateNotFound: litellm/map.jinja"))
+    )
+    monkeypatch.setitem(PF.__salt__, "pillar.get", MagicMock(return_value={}))
+    report = PF.run(checks="pillar")
+    assert report["result"] == "NO-GO"
+    detail = report["checks"][0]["detail"]
+    assert "litellm:backends" in detail and PF.NO_PILLAR_NOTE in detail
+
+
+def test_state_comment_lists_every_check_with_its_status(fake_checks):
+    ret = preflight_state.go("litellm", settings())
+    line = next(ln for ln in ret["comment"].splitlines() if ln.startswith("Checks: "))
+    for name in PF._selected_checks(settings()):
+        assert f"{name} " in line
+    assert "resources warn" in line and "pillar pass" in line
