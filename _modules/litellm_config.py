@@ -272,11 +272,14 @@ def _check_smoke(errors, smoke):
     if not isinstance(smoke, dict):
         errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
         return
-    unknown = sorted(map(str, set(smoke) - {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir"}))
+    known = {"enabled", "rollback", "concurrency", "latency_requests", "chat_models", "evidence_dir"}
+    unknown = sorted(map(str, set(smoke) - known))
     if unknown:
         errors.append(f"litellm:smoke: unknown key(s) {', '.join(unknown)}")
     if not isinstance(smoke.get("enabled", True), bool):
         errors.append(f"litellm:smoke:enabled: must be true or false, got {_describe(smoke.get('enabled'))}")
+    if not isinstance(smoke.get("rollback", True), bool):
+        errors.append(f"litellm:smoke:rollback: must be true or false, got {_describe(smoke.get('rollback'))}")
     _check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
     _check_int(errors, "smoke:latency_requests", smoke.get("latency_requests", 10), 1, 100)
     if smoke.get("chat_models", "first") not in ("first", "all"):

@@ -26,6 +26,7 @@ import http.client
 import json
 import logging
 import os
+import shlex
 import socket
 import ssl
 import statistics
@@ -70,6 +71,8 @@ CHECKS = (
     "health",
 )
 NO_ALIAS = "no alias to ask (none configured, none listed)"
+# The formula's unit: where a run without pillar finds the deployed gateway.
+DEPLOYED_UNIT = "/etc/systemd/system/litellm.service"
 AUTH_ERROR_TYPES = ("auth_error", "no_db_connection")
 KEYLESS_CHECKS = ("listening", "liveliness", "readiness", "models_auth")
 
@@ -592,18 +595,87 @@ def _local_url(bind_host, bind_port):
     return f"http://{host}:{bind_port}"
 
 
+def unit_settings(text):
+    """
+    What the formula's unit file says about the gateway: ``{"config",
+    "env_file", "bind_host", "bind_port"}`` (the ones found). Pure.
+    """
+    result = {}
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if line.startswith("EnvironmentFile="):
+            result["env_file"] = line.split("=", 1)[1].strip().lstrip("-")
+        elif line.startswith("ExecStart="):
+            try:
+                argv = shlex.split(line.split("=", 1)[1].lstrip("-@+!:"))
+            except ValueError:
+                continue
+            for flag, key in (("--config", "config"), ("--host", "bind_host"), ("--port", "bind_port")):
+                if flag in argv[:-1]:
+                    result[key] = argv[argv.index(flag) + 1]
+    if "bind_port" in result:
+        try:
+            result["bind_port"] = int(result["bind_port"])
+        except ValueError:
+            del result["bind_port"]
+    return result
+
+
+def _deployed(need_key=True, unit=DEPLOYED_UNIT):
+    """
+    The settings of the gateway deployed on this host, read from the
+    formula's files (unit, config.yaml, and for the key the env file, which
+    only root reads): for a run without ``litellm`` pillar, like
+    ``salt-ssh <target> litellm_smoke.run`` (salt-ssh gives custom modules no
+    pillar). Empty when nothing is deployed here; never raises.
+    """
+    try:
+        with open(unit, encoding="utf-8") as handle:
+            found = unit_settings(handle.read())
+    except (OSError, UnicodeDecodeError):
+        return {}
+    settings = {key: found[key] for key in ("bind_host", "bind_port") if key in found}
+    if found.get("config"):
+        try:
+            aliases, backends = config_expectations(_read(found["config"]) or b"")
+        except OSError:
+            aliases, backends = None, None
+        if aliases:
+            settings["models"] = aliases
+        if backends:
+            settings["backends"] = backends
+    if need_key and found.get("env_file"):
+        try:
+            key = env_master_key(_read(found["env_file"]) or b"")
+        except OSError:
+            key = None
+        if key:
+            settings["master_key"] = key
+    if settings:
+        log.info("litellm smoke: no litellm pillar here, settings of the gateway deployed by %s", unit)
+    return settings
+
+
 def _resolve(url=None, master_key=None, models=None, backends=None):
     """
     Fill the arguments left None from pillar ``litellm:`` (the formula's
-    settings); the master key also from ``$LITELLM_MASTER_KEY``.
+    settings); the master key also from ``$LITELLM_MASTER_KEY``. Without any
+    ``litellm`` pillar (salt-ssh runs custom modules without pillar), from the
+    gateway deployed on this host (its unit, config.yaml and env file).
     """
     pillar = None
     if url is None or master_key is None or models is None or backends is None:
         pillar = _pillar()
+    deployed = {}
+    if pillar is not None and not pillar:
+        deployed = _deployed(need_key=master_key is None)
+        pillar = {key: value for key, value in deployed.items() if key != "master_key"}
     if url is None:
         url = _local_url(pillar.get("bind_host", DEFAULT_BIND_HOST), pillar.get("bind_port", DEFAULT_BIND_PORT))
     if master_key is None:
-        master_key = pillar.get("master_key") or os.environ.get(MASTER_KEY_ENV) or None
+        master_key = (
+            pillar.get("master_key") or os.environ.get(MASTER_KEY_ENV) or deployed.get("master_key") or None
+        )
     if models is None:
         models = pillar.get("models")
     if backends is None:
@@ -1204,6 +1276,10 @@ def run(
     "duration_ms", "evidence"}``. Arguments left None come from pillar
     ``litellm:`` (``bind_host``/``bind_port`` give the URL, ``master_key``,
     ``models``, ``backends``); the key also from ``$LITELLM_MASTER_KEY``.
+    Without any ``litellm`` pillar (``salt-ssh <target> litellm_smoke.run``:
+    salt-ssh gives custom modules no pillar) they come from the gateway
+    deployed on the host: its unit (host, port), ``config.yaml`` (aliases,
+    backends) and env file (the key, read as root, never returned).
     When the gateway does not even accept connections the HTTP checks are
     skipped. With ``evidence_dir`` the report is also written to
     ``<evidence_dir>/smoke-<UTC time>/`` (report.json, summary.txt; 0700/0600).
@@ -1267,3 +1343,320 @@ def run(
         if check["status"] in ("fail", "warn"):
             log.debug("litellm smoke check %s %s: %s", check["name"], check["status"], check["detail"])
     return report
+
+
+# --- known-good config and env, rollback --------------------------------------------
+#
+# After a smoke PASS the state keeps copies of the live config.yaml and
+# litellm.env (the "known-good pair"); when a later smoke run FAILS and the live
+# files differ from that pair, a change since the last good run is the suspect:
+# the pair is restored, the service restarted and smoke run again. The env file
+# holds the master key: its copies are root 0600 in a root 0700 directory, and
+# no return value or log line ever carries file contents.
+
+KNOWN_GOOD_DIR = "/var/lib/litellm-salt/known-good"
+KNOWN_GOOD_FILES = ("config.yaml", "litellm.env")
+LIVE_MODE = 0o640  # as the formula manages config.yaml and litellm.env
+STORE_DIR_MODE = 0o700
+STORE_FILE_MODE = 0o600
+
+
+def rollback_decision(passed, rollback, live, saved):
+    """
+    What to do with the known-good pair after a smoke run. Pure.
+
+    ``passed``: the smoke result; ``rollback``: the pillar switch; ``live`` and
+    ``saved``: ``{file name: content (bytes) or None when absent}`` for
+    KNOWN_GOOD_FILES. Returns ``{"action", "files", "reason"}``:
+
+    - ``save``: passed, ``files`` differ from (or are missing in) the saved pair;
+    - ``keep``: passed and the saved pair already equals the live files;
+    - ``rollback``: failed, rollback on, a complete saved pair exists and
+      ``files`` differ from it (restore those);
+    - ``none``: nothing to do, ``reason`` says why.
+    """
+    names = list(KNOWN_GOOD_FILES)
+    missing_live = [name for name in names if live.get(name) is None]
+    if passed:
+        if missing_live:
+            return {"action": "none", "files": [], "reason": f"live file(s) missing: {', '.join(missing_live)}"}
+        differing = [name for name in names if live.get(name) != saved.get(name)]
+        if differing:
+            return {"action": "save", "files": differing, "reason": "the live config and env passed the smoke test"}
+        return {"action": "keep", "files": [], "reason": "the known-good config and env are already the live ones"}
+    if not rollback:
+        return {"action": "none", "files": [], "reason": "rollback is off (litellm:smoke:rollback)"}
+    missing_saved = [name for name in names if saved.get(name) is None]
+    if missing_saved:
+        return {
+            "action": "none",
+            "files": [],
+            "reason": "no known-good config and env yet (no smoke test has passed here): nothing to roll back to",
+        }
+    differing = [name for name in names if live.get(name) != saved.get(name)]
+    if not differing:
+        return {
+            "action": "none",
+            "files": [],
+            "reason": "the live config and env are the known-good ones (unchanged since the last passing "
+            "smoke test): nothing to roll back",
+        }
+    return {
+        "action": "rollback",
+        "files": differing,
+        "reason": f"changed since the last passing smoke test: {', '.join(differing)}",
+    }
+
+
+def env_master_key(text):
+    """The ``LITELLM_MASTER_KEY`` value of an env file's text, or None. Pure."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        if line.startswith(MASTER_KEY_ENV + "="):
+            value = line[len(MASTER_KEY_ENV) + 1 :].strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                value = value[1:-1]
+            return value or None
+    return None
+
+
+def config_expectations(text):
+    """
+    The aliases and backends (``api_base``) a LiteLLM config serves:
+    ``(aliases, backends)``, each None when the text cannot be read. Pure.
+    """
+    try:
+        import yaml  # PyYAML: always there with Salt
+
+        data = yaml.safe_load(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+    except Exception:  # pylint: disable=broad-except
+        return None, None
+    if not isinstance(data, dict) or not isinstance(data.get("model_list"), list):
+        return None, None
+    aliases, backends = [], []
+    for entry in data["model_list"]:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("model_name")
+        if isinstance(name, str) and name and name not in aliases:
+            aliases.append(name)
+        base = (entry.get("litellm_params") or {}).get("api_base")
+        if isinstance(base, str) and base and base.rstrip("/") not in backends:
+            backends.append(base.rstrip("/"))
+    return aliases, backends
+
+
+def _read(path):
+    """The bytes of ``path``, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _pair(directory):
+    return {name: _read(os.path.join(directory, name)) for name in KNOWN_GOOD_FILES}
+
+
+def _write_atomic(path, data, mode, uid=None, gid=None):
+    """Write ``data`` to a temporary file next to ``path`` (``mode``, owner), fsync, rename over it."""
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".{base}.litellm-salt-{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        if uid is not None or gid is not None:
+            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    dir_fd = os.open(directory or ".", os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _private_dir(path):
+    """``path`` (and its parent) as root-owned 0700 directories."""
+    for directory in (os.path.dirname(path), path):
+        os.makedirs(directory, mode=STORE_DIR_MODE, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(directory, 0, 0)
+        os.chmod(directory, STORE_DIR_MODE)
+
+
+def save_known_good(config_dir="/etc/litellm", store=KNOWN_GOOD_DIR, names=None):
+    """
+    Copy the live ``config.yaml`` and ``litellm.env`` of ``config_dir`` to
+    ``store`` (root 0700; files root 0600), only the ones whose content differs
+    (``names`` limits them). Returns the paths written. Never returns contents.
+    """
+    _private_dir(store)
+    written = []
+    for name in names or KNOWN_GOOD_FILES:
+        data = _read(os.path.join(config_dir, name))
+        if data is None:
+            raise FileNotFoundError(f"{os.path.join(config_dir, name)} does not exist")
+        target = os.path.join(store, name)
+        if _read(target) == data:
+            continue
+        _write_atomic(target, data, STORE_FILE_MODE, 0 if os.geteuid() == 0 else None, 0 if os.geteuid() == 0 else None)
+        written.append(target)
+    return written
+
+
+def restore_known_good(config_dir="/etc/litellm", group="litellm", store=KNOWN_GOOD_DIR, names=None):
+    """
+    Put the known-good copies in ``store`` back into ``config_dir``, each
+    atomically (temporary file, then rename), owner root:``group``, mode 0640
+    as the formula manages them. Returns the paths restored.
+    """
+    import grp  # pylint: disable=import-outside-toplevel
+
+    gid = grp.getgrnam(group).gr_gid if os.geteuid() == 0 else None
+    uid = 0 if os.geteuid() == 0 else None
+    restored = []
+    for name in names or KNOWN_GOOD_FILES:
+        data = _read(os.path.join(store, name))
+        if data is None:
+            raise FileNotFoundError(f"{os.path.join(store, name)} does not exist")
+        target = os.path.join(config_dir, name)
+        _write_atomic(target, data, LIVE_MODE, uid, gid)
+        restored.append(target)
+    return restored
+
+
+def known_good(config_dir="/etc/litellm", store=KNOWN_GOOD_DIR):
+    """
+    Whether a known-good config and env exist and whether the live files equal
+    them (never their contents).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_smoke.known_good
+    """
+    live, saved = _pair(config_dir), _pair(store)
+    return {
+        "store": store,
+        "files": {
+            name: {
+                "saved": saved[name] is not None,
+                "live": live[name] is not None,
+                "matches_live": saved[name] is not None and saved[name] == live[name],
+            }
+            for name in KNOWN_GOOD_FILES
+        },
+    }
+
+
+def settle(
+    report,
+    config_dir="/etc/litellm",
+    service="litellm",
+    group="litellm",
+    rollback=True,
+    ready_timeout=180,
+    store=KNOWN_GOOD_DIR,
+    run_kwargs=None,
+):
+    """
+    The bookkeeping after a smoke run (``report``, as ``run`` returns it), for
+    the ``litellm_smoke.passed`` state:
+
+    - PASS: save the live config and env as the known-good pair when they
+      differ from it (``action`` ``saved``/``kept``);
+    - FAIL with ``rollback`` on and live files that differ from a complete
+      known-good pair: restore the differing ones (atomically, root:``group``
+      0640), ``service.restart`` ``service``, wait for readiness and run smoke
+      again with ``run_kwargs`` (aliases, backends and key taken from the
+      restored files) (``action`` ``rolled_back``);
+    - otherwise ``action`` ``none`` and ``reason`` says why.
+
+    Returns ``{"action", "reason", "saved", "restored", "ready",
+    "smoke_after_rollback", "after"}`` with paths and summaries only, redacted.
+    """
+    run_kwargs = dict(run_kwargs or {})
+    out = {
+        "action": "none",
+        "reason": "",
+        "saved": [],
+        "restored": [],
+        "ready": None,
+        "smoke_after_rollback": None,
+        "after": None,
+    }
+    secrets = [run_kwargs.get("master_key")]
+    try:
+        passed = report.get("result") == "PASS"
+        live, saved = _pair(config_dir), _pair(store)
+        decision = rollback_decision(passed, rollback, live, saved)
+        out["reason"] = decision["reason"]
+        if decision["action"] == "save":
+            out["saved"] = save_known_good(config_dir, store, decision["files"])
+            out["action"] = "saved"
+        elif decision["action"] == "keep":
+            out["action"] = "kept"
+        elif decision["action"] == "rollback":
+            restored_key = env_master_key(saved["litellm.env"])
+            secrets.append(restored_key)
+            out["restored"] = restore_known_good(config_dir, group, store, decision["files"])
+            out["action"] = "rolled_back"
+            log.warning("litellm smoke: rolled back %s, restarting %s", ", ".join(out["restored"]), service)
+            _salt()["service.restart"](service)
+            url = run_kwargs.get("url") or report.get("url")
+            ready = _salt()["litellm_service.wait_ready"](url, timeout=ready_timeout)
+            out["ready"] = {key: ready.get(key) for key in ("ready", "status", "waited", "detail")}
+            aliases, backends = config_expectations(saved["config.yaml"])
+            rerun = dict(run_kwargs, url=url)
+            if aliases is not None:
+                rerun["models"] = aliases
+            if backends is not None:
+                rerun["backends"] = backends
+            if restored_key:
+                rerun["master_key"] = restored_key
+            rerun.pop("evidence_dir", None)
+            after = run(**rerun)
+            out["smoke_after_rollback"] = after["result"]
+            out["after"] = {
+                "summary": after["summary"],
+                "failed": [
+                    {"name": check["name"], "detail": check["detail"]}
+                    for check in after["checks"]
+                    if check["status"] == "fail"
+                ],
+            }
+    except Exception as exc:  # pylint: disable=broad-except
+        out["action"] = "error" if out["action"] != "rolled_back" else "rolled_back"
+        out["reason"] = f"{out['reason']}; " if out["reason"] else ""
+        out["reason"] += f"known-good bookkeeping failed: {_error_text(exc)}"
+        if out["action"] == "rolled_back" and out["smoke_after_rollback"] is None:
+            out["smoke_after_rollback"] = "FAIL"
+        log.error("litellm smoke: %s", out["reason"])
+    for secret in secrets:
+        out = _redact(out, secret)
+    return out

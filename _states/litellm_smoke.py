@@ -1,6 +1,9 @@
 """
 ``litellm_smoke.passed``: the run succeeds only when the gateway passes every
-smoke check (``litellm_smoke.run``). A smoke test changes nothing.
+smoke check (``litellm_smoke.run``). A passing smoke test changes nothing (it
+only keeps the live config and env as the known-good pair, when ``config_dir``
+is given); a failing one after a change rolls back to that pair
+(``litellm_smoke.settle``) and still fails.
 """
 
 import logging
@@ -37,6 +40,11 @@ def passed(
     timeout=30,
     bind_host=None,
     bind_port=None,
+    config_dir=None,
+    service="litellm",
+    group="litellm",
+    rollback=True,
+    ready_timeout=180,
 ):
     """
     Run every smoke check against the gateway and succeed only when all pass
@@ -45,7 +53,13 @@ def passed(
     ``master_key`` out of the SLS so that it is taken from the secret pillar.
     ``bind_host``/``bind_port`` (the formula's) give the URL when ``url`` is
     not set.
-    Never reports changes; in test mode it says what it would run.
+    With ``config_dir`` (the formula's), a PASS keeps copies of
+    ``config.yaml`` and ``litellm.env`` as the known-good pair (bookkeeping:
+    no changes reported); a FAIL with ``rollback`` on, when the live files
+    differ from that pair, restores it, restarts ``service`` and runs smoke
+    again: the state still fails, with changes ``{"rollback": {"restored":
+    [...], "smoke_after_rollback": "PASS"|"FAIL"}}``.
+    Otherwise never reports changes; in test mode it says what it would run.
 
     .. code-block:: yaml
 
@@ -77,25 +91,51 @@ def passed(
         )
         if not (planned["has_master_key"] or master_key):
             comment += "; no master key is known, most checks would be skipped"
+        if config_dir and rollback:
+            comment += "; on a failure after a change it would roll back to the known-good config and env"
         ret["result"] = None
         ret["comment"] = _scrub(comment, master_key)
         return ret
-    report = __salt__["litellm_smoke.run"](
-        url=url,
-        master_key=master_key,
-        models=models,
-        backends=backends,
-        concurrency=concurrency,
-        latency_requests=latency_requests,
-        chat_models=chat_models,
-        evidence_dir=evidence_dir,
-        timeout=timeout,
-    )
+    run_kwargs = {
+        "url": url,
+        "master_key": master_key,
+        "models": models,
+        "backends": backends,
+        "concurrency": concurrency,
+        "latency_requests": latency_requests,
+        "chat_models": chat_models,
+        "evidence_dir": evidence_dir,
+        "timeout": timeout,
+    }
+    report = __salt__["litellm_smoke.run"](**run_kwargs)
     failed = [check for check in report["checks"] if check["status"] == "fail"]
     warned = [check for check in report["checks"] if check["status"] in ("warn", "skip")]
+    settled = None
+    if config_dir:
+        settled = __salt__["litellm_smoke.settle"](
+            report,
+            config_dir=config_dir,
+            service=service,
+            group=group,
+            rollback=rollback,
+            ready_timeout=ready_timeout,
+            run_kwargs=run_kwargs,
+        )
     lines = []
     if failed:
         ret["result"] = False
+        if settled and settled["action"] == "rolled_back":
+            lines.append(
+                f"Smoke test of {report['url']} FAILED after a change (failed: "
+                f"{', '.join(check['name'] for check in failed)}): ROLLED BACK to the last known-good "
+                f"config and env, restarted {service}; smoke after rollback: {settled['smoke_after_rollback']}"
+            )
+            ret["changes"] = {
+                "rollback": {
+                    "restored": settled["restored"],
+                    "smoke_after_rollback": settled["smoke_after_rollback"],
+                }
+            }
         lines.append(f"Smoke test of {report['url']} FAILED: {report['summary']}")
         lines += [f"- {check['name']}: {check['detail']}" for check in failed]
     else:
@@ -103,5 +143,33 @@ def passed(
     lines += [f"- {check['name']} ({check['status']}): {check['detail']}" for check in warned]
     if report.get("evidence"):
         lines.append(f"Evidence: {report['evidence']}")
+    if settled:
+        lines += _settled_lines(settled, service, bool(failed))
     ret["comment"] = _scrub("\n".join(lines), master_key)
     return ret
+
+
+def _settled_lines(settled, service, failed):
+    """What the known-good bookkeeping did, as comment lines."""
+    action = settled["action"]
+    if action == "saved":
+        return [f"Known-good config and env saved: {', '.join(settled['saved'])}"]
+    if action == "kept":
+        return ["Known-good config and env: unchanged (already the live ones)"]
+    if action == "rolled_back":
+        lines = [f"Rolled back ({settled['reason']}): restored {', '.join(settled['restored'])}"]
+        ready = settled.get("ready") or {}
+        if ready and not ready.get("ready"):
+            lines.append(f"- {service} not ready after the rollback: {ready.get('status')} {ready.get('detail')}")
+        after = settled.get("after") or {}
+        if after:
+            lines.append(f"Smoke test after rollback: {after.get('summary')}")
+            lines += [f"- {check['name']}: {check['detail']}" for check in after.get("failed") or []]
+        return lines
+    if action == "error":
+        return [f"Warning: {settled['reason']}"]
+    if not settled["reason"]:
+        return []
+    if failed:
+        return [f"Not rolled back: {settled['reason']}"]
+    return [f"Known-good config and env not saved: {settled['reason']}"]

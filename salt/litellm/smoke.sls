@@ -2,8 +2,10 @@
 # vim: ft=sls
 {#- Acceptance after every deploy: the gateway answers as an operator expects
     (health, auth, every alias, chat, streaming, fan-out to every backend,
-    errors, latency). A failed check fails the run, naming it. The master key
-    comes from the secret pillar inside the module, never from this file. #}
+    errors, latency). A failed check fails the run, naming it; right after a
+    change it also rolls back to the last known-good config and env
+    (litellm:smoke:rollback). The master key comes from the secret pillar
+    inside the module, never from this file. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
 
@@ -28,6 +30,13 @@ litellm-smoke-passed:
     - latency_requests: {{ litellm.smoke.latency_requests }}
     - chat_models: {{ litellm.smoke.chat_models }}
     - evidence_dir: {{ litellm.smoke.evidence_dir or None | json }}
+    # After a PASS the live config and env are kept as the known-good pair;
+    # a FAIL after a change restores it, restarts the service, still fails.
+    - config_dir: {{ litellm.config_dir | json }}
+    - service: {{ litellm.service.name | json }}
+    - group: {{ litellm.service.group | json }}
+    - rollback: {{ litellm.smoke.rollback | json }}
+    - ready_timeout: {{ litellm.service.ready_timeout | json }}
     - require:
       - sls: {{ tplroot }}.service
 {%- endif %}

@@ -66,6 +66,8 @@ BAD_PILLAR = [
     ("router_settings", {"health_check_interval": 30}, ["litellm:router_settings:health_check_interval"]),
     ("general_settings", {"master_key": "sk-x"}, ["litellm:general_settings:master_key", "secret pillar"]),
     ("bind_prot", 4000, ["unknown key(s) bind_prot", "typo?"]),
+    ("smoke.rollback", "yes", ["litellm:smoke:rollback", "true or false", "'yes'"]),
+    ("smoke.rolback", False, ["litellm:smoke: unknown key(s) rolback"]),
 ]
 
 

@@ -8,9 +8,10 @@
 include:
   - {{ tplroot }}.config.clean
 
-{#- The venv (with its lock), the installer cache, and what systemd made for
+{#- The venv (with its lock), the installer cache, the smoke test's known-good
+    config and env (/var/lib/litellm-salt), and what systemd made for
     the service (StateDirectory/CacheDirectory, also their DynamicUser twins). #}
-{%- for path in [litellm.venv, '/var/cache/litellm-salt',
+{%- for path in [litellm.venv, '/var/cache/litellm-salt', '/var/lib/litellm-salt',
                  '/var/lib/' ~ svc.name, '/var/cache/' ~ svc.name,
                  '/var/lib/private/' ~ svc.name, '/var/cache/private/' ~ svc.name] %}
 litellm-package-clean-{{ path }}-absent:
