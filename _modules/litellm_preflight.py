@@ -148,6 +148,7 @@ FORMULA_DEFAULTS = {
     "preflight": {
         "enabled": True,
         "evidence_dir": "",
+        "keep_evidence": 20,
         "min_disk_gib": 2,
         "min_memory_mib": 1024,
         "offline_wheelhouse": "",

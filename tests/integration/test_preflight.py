@@ -227,20 +227,6 @@ def test_healthy_host_is_go_through_the_salt_ssh_gate(apply, host, test_site):
     assert_bare(host)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "salt-ssh (thin) runs a custom execution module through salt-call --local on the target "
-        "without the pillar or the state tree (only wrapper modules get them): the module sees no "
-        "litellm pillar. Needs a salt-ssh wrapper (salt://_wrapper, synced with saltutil.sync_wrapper "
-        "or master wrapper_dirs); until then use 'state.sls litellm.preflight' with salt-ssh."
-    ),
-)
-def test_salt_ssh_module_call_alone_is_go(apply, host, test_site):
-    report = preflight(apply, "ssh")
-    assert_healthy(report, test_site)
-
-
 def test_salt_ssh_module_call_alone_says_why_it_cannot_see_the_pillar(apply, host, test_site):
     report = preflight(apply, "ssh")
     assert report["result"] == "NO-GO" and "pillar" in report["failed"], report["failed"]

@@ -7,7 +7,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import TEST_MASTER_KEY, load_salt_module
+from tests.conftest import REPO, TEST_MASTER_KEY, load_salt_module
 
 litellm_smoke = load_salt_module("modules", "litellm_smoke")
 litellm_smoke_state = load_salt_module("states", "litellm_smoke")
@@ -523,3 +523,73 @@ def test_state_in_test_mode_warns_when_no_key_is_known(pillar_get):
 def test_state_virtual_needs_the_module():
     litellm_smoke_state.__salt__ = {}
     assert litellm_smoke_state.__virtual__() == (False, "the litellm_smoke execution module is not loaded")
+
+
+# --- rollback bookkeeping and reading a deployed gateway (pure parts) -----------
+
+GOOD = {"config.yaml": b"model_list: []\n", "litellm.env": b"LITELLM_MASTER_KEY=sk-good\n"}
+CHANGED = {"config.yaml": b"model_list: [x]\n", "litellm.env": GOOD["litellm.env"]}
+NOTHING = {"config.yaml": None, "litellm.env": None}
+
+
+@pytest.mark.parametrize(
+    ("passed", "rollback", "live", "saved", "action", "files"),
+    [
+        (True, True, GOOD, NOTHING, "save", ["config.yaml", "litellm.env"]),
+        (True, True, CHANGED, GOOD, "save", ["config.yaml"]),
+        (True, True, GOOD, GOOD, "keep", []),
+        (True, True, {"config.yaml": None, "litellm.env": b"x"}, GOOD, "none", []),
+        (False, True, CHANGED, GOOD, "rollback", ["config.yaml"]),
+        (False, False, CHANGED, GOOD, "none", []),
+        (False, True, CHANGED, NOTHING, "none", []),
+        (False, True, GOOD, GOOD, "none", []),
+    ],
+)
+def test_rollback_decision(passed, rollback, live, saved, action, files):
+    decision = litellm_smoke.rollback_decision(passed, rollback, live, saved)
+    assert (decision["action"], decision["files"]) == (action, files), decision
+    assert decision["reason"]
+
+
+def test_rollback_decision_explains_why_it_does_not_roll_back():
+    assert "rollback is off" in litellm_smoke.rollback_decision(False, False, CHANGED, GOOD)["reason"]
+    assert "nothing to roll back to" in litellm_smoke.rollback_decision(False, True, CHANGED, NOTHING)["reason"]
+    assert "unchanged since" in litellm_smoke.rollback_decision(False, True, GOOD, GOOD)["reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("LITELLM_LOG=ERROR\nLITELLM_MASTER_KEY=sk-abc\n", "sk-abc"),
+        ('export LITELLM_MASTER_KEY="sk-abc"\n', "sk-abc"),
+        (b"LITELLM_MASTER_KEY='sk-abc'\n", "sk-abc"),
+        ("LITELLM_MASTER_KEY=\n", None),
+        ("# LITELLM_MASTER_KEY=sk-abc\n", None),
+    ],
+)
+def test_env_master_key(text, key):
+    assert litellm_smoke.env_master_key(text) == key
+
+
+def test_config_expectations_reads_aliases_and_backends_of_a_rendered_config():
+    text = (REPO / "tests/golden/reference-config.yaml").read_text()
+    aliases, backends = litellm_smoke.config_expectations(text)
+    assert aliases == ["llama3.1-8b", "llama3.2-3b", "qwen2.5-7b", "mistral-7b", "phi3-mini"]
+    assert backends == ["http://hx-llm01-server:11434", "http://hx-llm02-server:11434"]
+    assert litellm_smoke.config_expectations("not: [valid") == (None, None)
+    assert litellm_smoke.config_expectations("model_list: 3") == (None, None)
+
+
+def test_unit_settings_reads_the_formula_unit():
+    unit = (
+        "[Service]\nEnvironmentFile=/etc/litellm/litellm.env\n"
+        "ExecStart=/opt/litellm/venv/bin/litellm --config /etc/litellm/config.yaml --host 0.0.0.0 "
+        "--port 4001 --num_workers 1\n"
+    )
+    assert litellm_smoke.unit_settings(unit) == {
+        "env_file": "/etc/litellm/litellm.env",
+        "config": "/etc/litellm/config.yaml",
+        "bind_host": "0.0.0.0",
+        "bind_port": 4001,
+    }
+    assert litellm_smoke.unit_settings("ExecStart=/x --port abc\n") == {}
