@@ -66,4 +66,7 @@ def go(name, settings, evidence_dir=None, checks=None):
         return ret
     ret["result"] = report["result"] == "GO"
     ret["comment"] = _comment(report)
+    # The whole (redacted) report rides along in the state return, so that
+    # salt-ssh users get it on the controller (see _wrapper/litellm_preflight.py).
+    ret["report"] = report
     return ret

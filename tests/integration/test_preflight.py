@@ -222,6 +222,8 @@ def test_healthy_host_is_go_through_the_salt_ssh_gate(apply, host, test_site):
     assert gate["comment"].startswith("Preflight GO:"), gate["comment"]
     for name in ("pillar", "dns", "backends", "bind_port", "runtime", "init"):
         assert f"{name} pass" in gate["comment"], gate["comment"]
+    # the whole report comes back to the controller with the state return
+    assert_healthy(gate["report"], test_site)
     assert run.changed() == []
     assert test_site.master_key not in run.text
     assert_bare(host)
