@@ -147,7 +147,7 @@ FORMULA_DEFAULTS = {
     "general_settings": {},
     "preflight": {
         "enabled": True,
-        "evidence_dir": "",
+        "evidence_dir": "/var/lib/litellm-salt/evidence",
         "keep_evidence": 20,
         "min_disk_gib": 2,
         "min_memory_mib": 1024,

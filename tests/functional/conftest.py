@@ -11,6 +11,8 @@ SITE_PILLAR = {
         "backends": ["http://127.0.0.1:21434", "http://127.0.0.1:21435"],
         "models": [{"name": "chat-small", "provider": "ollama", "model": "llama3.2:3b"}],
         "master_key": TEST_MASTER_KEY,
+        # this machine is no test host: no evidence bundles written here
+        "preflight": {"evidence_dir": ""},
     }
 }
 

@@ -173,6 +173,8 @@ def site(stubs, tls_index):
             "master_key": TEST_MASTER_KEY,
             "package_index": {"url": tls_index.url, "extra_urls": []},
             "ca_bundle": tls_index.cert,
+            # this machine is no test host: no evidence bundles written here
+            "preflight": {"evidence_dir": ""},
         }
     )
 

@@ -100,6 +100,8 @@ def snapshot(host):
         [
             "find", "/etc", "/opt", "/var/lib", "/usr", "/root", "/home", "-xdev",
             "-not", "-path", "/var/lib/apt/lists/*",
+            # the evidence bundles are the one thing a preflight writes
+            "-not", "-path", "/var/lib/litellm-salt", "-not", "-path", "/var/lib/litellm-salt/*",
             "-printf", "%p %y %m %s %T@\n",
         ],
         check=False,
@@ -208,7 +210,9 @@ def test_healthy_host_is_go_through_salt_call(apply, host, test_site):
     assert_bare(host)
     report = preflight(apply, "local")
     assert_healthy(report, test_site)
-    assert report["evidence"] is None
+    # by default every run keeps its evidence on the host
+    assert report["evidence"].startswith("/var/lib/litellm-salt/evidence/preflight-"), report["evidence"]
+    assert host.run(["test", "-s", report["evidence"] + "/report.json"], check=False).returncode == 0
     # one check alone
     run = apply.salt_call("litellm_preflight.bind_port")
     assert run.returncode == 0 and run.data["name"] == "bind_port" and run.data["status"] == "pass", run.text[-2000:]

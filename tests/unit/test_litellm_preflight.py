@@ -47,6 +47,8 @@ def settings(**overrides):
             ],
             "master_key": TEST_MASTER_KEY,
             "base_url": "http://gw.example.internal:4000/v1",
+            # unit tests write no evidence bundles on this machine
+            "preflight": {"evidence_dir": ""},
         }
     )
     base.update(overrides)
@@ -1032,7 +1034,9 @@ def test_salt_ssh_without_pillar_says_so_in_the_pillar_check(monkeypatch):
     monkeypatch.setitem(
         PF.__salt__, "slsutil.renderer", MagicMock(side_effect=SaltRenderError("TemplateNotFound: litellm/map.jinja"))
     )
+    # no pillar: the built-in defaults apply, evidence directory included
     monkeypatch.setitem(PF.__salt__, "pillar.get", MagicMock(return_value={}))
+    monkeypatch.setitem(PF.FORMULA_DEFAULTS["preflight"], "evidence_dir", "")
     report = PF.run(checks="pillar")
     assert report["result"] == "NO-GO"
     detail = report["checks"][0]["detail"]
