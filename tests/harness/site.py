@@ -39,7 +39,10 @@ def make_gpg_home(path):
     )
     if listed.returncode != 0:
         subprocess.run(
-            ["gpg", "--homedir", str(path), "--batch", "--passphrase", "", "--quick-gen-key", GPG_UID, "default", "default", "never"],
+            [
+                "gpg", "--homedir", str(path), "--batch", "--passphrase", "",
+                "--quick-gen-key", GPG_UID, "default", "default", "never",
+            ],
             capture_output=True,
             check=True,
         )
@@ -49,7 +52,10 @@ def make_gpg_home(path):
 def encrypt(gpg_home, plaintext):
     """ASCII-armoured ciphertext of ``plaintext`` (given on stdin, never argv)."""
     return subprocess.run(
-        ["gpg", "--homedir", str(gpg_home), "--batch", "--yes", "--armor", "--trust-model", "always", "--encrypt", "--recipient", GPG_UID],
+        [
+            "gpg", "--homedir", str(gpg_home), "--batch", "--yes", "--armor",
+            "--trust-model", "always", "--encrypt", "--recipient", GPG_UID,
+        ],
         input=plaintext.encode(),
         capture_output=True,
         check=True,
