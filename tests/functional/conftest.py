@@ -26,9 +26,10 @@ def pillar_tree(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def minion_opts(salt_factories, pillar_tree, tmp_path_factory):
+def minion_opts(request, salt_factories, pillar_tree):
+    """Minion options with the formula's trees; a test module may override ``pillar_tree``."""
     factory = salt_factories.salt_minion_daemon(
-        "functional-minion",
+        "functional-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-"),
         overrides={
             "file_client": "local",
             "file_roots": {"base": [str(STATE_TREE)]},

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MODULES_DIR, REPO, STATE_TREE, STATES_DIR, load_salt_module, merged
+from tests.conftest import REPO, load_salt_module, merged
 from tests.ollama_stub import start_stub_process, stop_stub_process
 
 LOCK = REPO / "salt" / "litellm" / "files" / "locks" / "litellm-1.108.7.txt"
@@ -205,21 +205,6 @@ def pillar_tree(gateway, stubs, tmp_path_factory):
     (path / "top.sls").write_text("base:\n  '*':\n    - litellm\n")
     (path / "litellm.sls").write_text(json.dumps({"litellm": pillar}))
     return path
-
-
-@pytest.fixture(scope="module")
-def minion_opts(salt_factories, pillar_tree):
-    factory = salt_factories.salt_minion_daemon(
-        "smoke-minion",
-        overrides={
-            "file_client": "local",
-            "file_roots": {"base": [str(STATE_TREE)]},
-            "pillar_roots": {"base": [str(pillar_tree)]},
-            "module_dirs": [str(MODULES_DIR)],
-            "states_dirs": [str(STATES_DIR)],
-        },
-    )
-    return factory.config.copy()
 
 
 @pytest.fixture
