@@ -125,7 +125,7 @@ def check_prerequisites(need_build: bool = True) -> list[str]:
     problems = []
     if os.geteuid() != 0:
         problems.append("must run as root (systemd-nspawn, debootstrap, mount)")
-    tools = ["systemd-nspawn", "nsenter", "unshare", "ssh", "ssh-keygen", "mount", "umount"]
+    tools = ["systemd-nspawn", "nsenter", "unshare", "ssh", "ssh-keygen", "mount", "umount", "ip", "nft"]
     if need_build:
         tools.append("debootstrap")
     for tool in tools:
@@ -137,6 +137,8 @@ def check_prerequisites(need_build: bool = True) -> list[str]:
                 "debootstrap": "debootstrap",
                 "ssh": "openssh-client",
                 "ssh-keygen": "openssh-client",
+                "ip": "iproute2",
+                "nft": "nftables",
             }.get(tool, "util-linux")
             problems.append(f"{tool} not found (apt-get install {pkg})")
     return problems
@@ -781,6 +783,81 @@ def _gc_rootfs(cache_dir: Path, keep: Path) -> None:
 
 
 # --------------------------------------------------------------------------
+# private networks (network="veth")
+# --------------------------------------------------------------------------
+
+#: every veth host gets a /30 out of this /16: .1 on the machine, .2 in the host
+NET_PREFIX = "10.231"
+_NETNS_PREFIX = "lsh"
+_NET_LOCK = "net.lock"
+
+
+def net_addresses(index: int) -> tuple[str, str]:
+    """(machine side, host side) addresses of the /30 numbered index."""
+    if not 0 <= index < 16384:
+        raise ValueError(f"network index {index} out of range")
+    base = (index % 64) * 4
+    third = index // 64
+    return f"{NET_PREFIX}.{third}.{base + 1}", f"{NET_PREFIX}.{third}.{base + 2}"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run([_tool("ip"), *args], check=check, timeout=30)
+
+
+def _nft(script: str, check: bool = True) -> subprocess.CompletedProcess:
+    return _run([_tool("nft"), "-f", "-"], input=script, check=check, timeout=30)
+
+
+def _setup_net(workroot: Path, nat: bool) -> dict[str, Any]:
+    """Make a network namespace with a veth pair to the machine (and NAT to the
+    machine's uplinks when nat), numbered by the first free index."""
+    with _flock(workroot / _NET_LOCK):
+        taken = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
+        index = next(i for i in range(16384) if f"{_NETNS_PREFIX}{i}" not in taken)
+        ns = f"{_NETNS_PREFIX}{index}"
+        outer, inner = net_addresses(index)
+        net = {"netns": ns, "veth": f"{ns}h", "address": inner, "gateway": outer, "nft_table": f"{ns}_nat" if nat else None}
+        _ip("netns", "add", ns)
+    try:
+        _ip("link", "add", net["veth"], "type", "veth", "peer", "name", f"{ns}c")
+        _ip("link", "set", f"{ns}c", "netns", ns)
+        _ip("-n", ns, "link", "set", f"{ns}c", "name", "eth0")
+        _ip("addr", "add", f"{outer}/30", "dev", net["veth"])
+        _ip("link", "set", net["veth"], "up")
+        _ip("-n", ns, "addr", "add", f"{inner}/30", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", ns, "route", "add", "default", "via", outer)
+        if nat:
+            Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+            _nft(
+                f"table ip {net['nft_table']} {{\n"
+                "  chain post {\n"
+                "    type nat hook postrouting priority srcnat;\n"
+                f"    ip saddr {inner} oifname != \"{net['veth']}\" masquerade\n"
+                "  }\n"
+                "}\n"
+            )
+    except BaseException:
+        _teardown_net(net)
+        raise
+    return net
+
+
+def _teardown_net(net: Mapping[str, Any] | None) -> None:
+    """Remove the namespace (which takes the veth pair with it) and the NAT table."""
+    if not net:
+        return
+    if net.get("nft_table"):
+        _run([_tool("nft"), "delete", "table", "ip", net["nft_table"]], check=False, timeout=30)
+    if os.path.exists(f"/run/netns/{net['netns']}"):
+        _ip("netns", "delete", net["netns"], check=False)
+    if os.path.exists(f"/sys/class/net/{net['veth']}"):
+        _ip("link", "delete", net["veth"], check=False)
+
+
+# --------------------------------------------------------------------------
 # booted hosts
 # --------------------------------------------------------------------------
 
@@ -874,6 +951,7 @@ def _teardown(
     if popen is not None:
         popen.poll()
     t1 = time.monotonic()
+    _teardown_net(rec.get("net"))
     _remove_tree(instance_dir)
     timings["cleanup"] = time.monotonic() - t1
     return timings
@@ -925,7 +1003,12 @@ class SystemdHost:
     in the instance dir) - instant; ``copy`` does ``cp -a --reflink=auto``;
     ``auto`` (default) tries overlay, then copies.  ``stop_how``: ``sigterm``
     (SIGTERM to nspawn, which powers the container off with SIGRTMIN+4) or
-    ``poweroff`` (``systemctl poweroff`` inside).  With ``die_with_parent``
+    ``poweroff`` (``systemctl poweroff`` inside).  ``network``: ``host``
+    (default) shares the machine's network, sshd on 127.0.0.1:<port>;
+    ``veth`` gives the host its own network namespace with one veth pair to
+    the machine (host at ``address``, the machine at ``gateway``, a /30 out of
+    10.231.0.0/16), sshd on ``address``:22, and with ``nat`` (default) NAT to
+    the machine's uplinks; :meth:`cut_network` leaves it loopback only.  With ``die_with_parent``
     (default) nspawn gets SIGTERM when the *thread* that called start() exits:
     start hosts from the main thread or a thread that outlives them.
 
@@ -950,6 +1033,8 @@ class SystemdHost:
         ca_bundle: str | None = None,
         stop_how: str = "sigterm",
         die_with_parent: bool = True,
+        network: str = "host",
+        nat: bool = True,
     ):
         if not _MACHINE_NAME.match(name):
             raise ValueError(f"invalid machine name {name!r} (letters, digits, '-', max 63)")
@@ -965,6 +1050,10 @@ class SystemdHost:
         self.ca_bundle = ca_bundle or os.environ.get("LITELLM_HARNESS_CA_BUNDLE", HOST_CA_BUNDLE)
         self.stop_how = stop_how
         self.die_with_parent = die_with_parent
+        if network not in ("host", "veth"):
+            raise ValueError(f"network must be host or veth, not {network!r}")
+        self.network = network
+        self.nat = nat
         self.timings: dict[str, float] = {}
         self._proc: subprocess.Popen | None = None
         self._pid1: int | None = None
@@ -990,6 +1079,17 @@ class SystemdHost:
         if self._ssh_port is None:
             raise HarnessError("ssh port not chosen yet (call start())")
         return self._ssh_port
+
+    @property
+    def address(self) -> str:
+        """Where the machine reaches this host (sshd, services bound to 0.0.0.0)."""
+        return self.host
+
+    @property
+    def gateway(self) -> str:
+        """Where this host reaches the machine (veth only; 127.0.0.1 when shared)."""
+        net = self._rec.get("net")
+        return net["gateway"] if net else "127.0.0.1"
 
     @property
     def instance_dir(self) -> Path:
@@ -1029,6 +1129,9 @@ class SystemdHost:
             "log": str(self.log_path),
             "mode": self.used_mode,
             "ca_bundle": CONTAINER_CA_BUNDLE,
+            "network": self.network,
+            "address": self.address,
+            "gateway": self.gateway,
         }
 
     # -- lifecycle -----------------------------------------------------------
@@ -1094,7 +1197,9 @@ class SystemdHost:
                 if _alive(rec.get("owner_pid"), rec.get("owner_start")):
                     raise HarnessError(f"{self.instance_dir} is in use by pid {rec.get('owner_pid')}")
                 _teardown(self.instance_dir, rec, grace=10)
-        if self._ssh_port is None:
+        if self.network == "veth":
+            self._ssh_port = self._ssh_port or 22
+        elif self._ssh_port is None:
             self._ssh_port = _free_port()
         elif _port_in_use(self._ssh_port):
             raise HarnessError(f"127.0.0.1:{self._ssh_port} is already in use on this machine")
@@ -1110,6 +1215,10 @@ class SystemdHost:
             }
         )
         self._write_pidfile()
+        if self.network == "veth":
+            self._rec["net"] = _setup_net(self.workdir.parent, self.nat)
+            self._write_pidfile()
+            self.host = self._rec["net"]["address"]
 
     def _write_pidfile(self) -> None:
         _write_atomic(self.instance_dir / _PIDFILE, json.dumps(self._rec, indent=2) + "\n")
@@ -1190,7 +1299,7 @@ class SystemdHost:
         dropin.write_text(
             "# written by tests/harness/systemd_host.py\n"
             f"Port {self._ssh_port}\n"
-            "ListenAddress 127.0.0.1\n"
+            f"ListenAddress {self.host}\n"
             "AddressFamily inet\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\n"
             "PermitRootLogin prohibit-password\n"
@@ -1221,6 +1330,8 @@ class SystemdHost:
             "--kill-signal=SIGRTMIN+4",
             f"--bind-ro={ca_bind}",
         ]
+        if self.network == "veth":
+            argv += [f"--network-namespace-path=/run/netns/{self._rec['net']['netns']}", "--resolv-conf=copy-host"]
         for host_path, cont_path in self.binds_ro.items():
             if not os.path.exists(host_path):
                 raise HarnessError(f"bind source {host_path} does not exist")
@@ -1335,7 +1446,7 @@ class SystemdHost:
                 break
             time.sleep(0.05)
         raise self._boot_failure(
-            f"sshd did not accept connections on 127.0.0.1:{self._ssh_port} within {timeout:.0f}s ({last})"
+            f"sshd did not accept connections on {self.host}:{self._ssh_port} within {timeout:.0f}s ({last})"
         )
 
     def stop(self) -> None:
@@ -1363,6 +1474,22 @@ class SystemdHost:
             self._pid1 = None
             if self._finalizer is not None:
                 self._finalizer.detach()
+
+    # -- network (veth only) ---------------------------------------------------
+    def _netns(self) -> str:
+        net = self._rec.get("net")
+        if not net:
+            raise HarnessError(f"host {self.name} shares the machine's network; start it with network='veth'")
+        return net["netns"]
+
+    def cut_network(self) -> None:
+        """Take the veth link down: the host keeps only its loopback."""
+        _ip("-n", self._netns(), "link", "set", "eth0", "down")
+
+    def restore_network(self) -> None:
+        ns = self._netns()
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", ns, "route", "replace", "default", "via", self.gateway)
 
     # -- running things ------------------------------------------------------
     def run(
@@ -1489,7 +1616,7 @@ class SystemdHost:
         return res
 
     def __repr__(self) -> str:
-        return f"<SystemdHost {self.name} {self._state} pid1={self._pid1} ssh={self._ssh_port}>"
+        return f"<SystemdHost {self.name} {self._state} pid1={self._pid1} ssh={self.host}:{self._ssh_port}>"
 
 
 def _show(cmd: Sequence[str] | str) -> str:
@@ -1548,7 +1675,7 @@ def _cmd_up(args) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
-    h = SystemdHost(rootfs, args.name, ssh_port=args.ssh_port, binds_ro=binds, workdir=workdir)
+    h = SystemdHost(rootfs, args.name, ssh_port=args.ssh_port, binds_ro=binds, workdir=workdir, network=args.network)
     try:
         h.start()
         info = h.info()
@@ -1605,6 +1732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     u = sub.add_parser("up", help="boot a host and keep it up until SIGTERM")
     u.add_argument("--name", default="litellm-test")
     u.add_argument("--ssh-port", type=int, default=None)
+    u.add_argument("--network", choices=("host", "veth"), default="host")
     u.add_argument("--workdir", required=True)
     u.add_argument("--rootfs", help="use this rootfs instead of building/reusing the cached one")
     u.add_argument("--bind-ro", action="append", metavar="HOST[:CONTAINER]")

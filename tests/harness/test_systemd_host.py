@@ -288,3 +288,54 @@ def test_reap_stale_after_crash(rootfs, tmp_path, monkeypatch):
     assert not sh._alive(info["pid1"], None)
     assert sh._mounts_under(workroot) == []
     assert not (wd / "instance").exists()
+
+
+def test_veth_host_has_its_own_address_nat_and_a_cuttable_link(rootfs, tmp_path):
+    import http.server
+    import threading
+
+    h = sh.SystemdHost(rootfs, "harness-veth", workdir=tmp_path / "veth", network="veth")
+    h.start()
+    server = None
+    try:
+        net = h._rec["net"]
+        assert h.address.startswith("10.231.") and h.address != h.gateway
+        addrs = h.run(["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
+        assert f"{h.address}/30" in addrs
+        # sshd listens on the host's own address, not on the machine's loopback
+        assert h.ssh(["hostname"]).stdout.strip() == "harness-veth"
+        assert f"{h.address}:22" in h.run(["ss", "-Htln"]).stdout
+        # the host reaches a server on the machine's side of the veth pair
+        server = http.server.ThreadingHTTPServer((h.gateway, 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://{h.gateway}:{server.server_address[1]}/"
+        assert h.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", url]).stdout == "200"
+        # NAT: outgoing traffic leaves with the machine's address
+        nft = subprocess.run(["nft", "list", "table", "ip", net["nft_table"]], capture_output=True, text=True)
+        assert "masquerade" in nft.stdout, nft
+        # cut: only loopback is left; restore brings the route back
+        h.cut_network()
+        cut = h.run(["curl", "-sS", "-o", "/dev/null", "-m", "3", url], check=False)
+        assert cut.returncode != 0
+        assert h.run(["ip", "-4", "route"]).stdout.strip() == ""
+        h.restore_network()
+        assert h.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", url]).stdout == "200"
+    finally:
+        if server is not None:
+            server.shutdown()
+        h.stop()
+    assert not os.path.exists(f"/run/netns/{net['netns']}")
+    assert not os.path.exists(f"/sys/class/net/{net['veth']}")
+    left = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert net["nft_table"] not in left
+
+
+def test_two_veth_hosts_get_distinct_addresses_and_reach_each_other(rootfs, tmp_path):
+    a = sh.SystemdHost(rootfs, "harness-va", workdir=tmp_path / "va", network="veth")
+    b = sh.SystemdHost(rootfs, "harness-vb", workdir=tmp_path / "vb", network="veth")
+    with a, b:
+        assert a.address != b.address
+        # b's sshd answers a (routed through the machine)
+        probe = a.run(["python3", "-c",
+                       f"import socket; s=socket.create_connection(('{b.address}', 22), 3); print(s.recv(4).decode())"])
+        assert probe.stdout.strip() == "SSH-", probe
