@@ -1216,7 +1216,7 @@ class SystemdHost:
         )
         self._write_pidfile()
         if self.network == "veth":
-            self._rec["net"] = _setup_net(self.workdir.parent, self.nat)
+            self._rec["net"] = _setup_net(DEFAULT_WORKROOT, self.nat)  # one lock for every run
             self._write_pidfile()
             self.host = self._rec["net"]["address"]
 
