@@ -1,7 +1,14 @@
 """
-Install LiteLLM into a venv from a lock file with hashes, reproducibly.
+Install LiteLLM into a venv from a lock file with hashes, reproducibly, one
+release at a time.
 
-The venv records the digest of the lock it was installed from, so a re-apply
+Each lock gets its own venv, a *release* in ``<venv>-releases/<version>-<digest>``;
+the venv path the unit runs (``/opt/litellm/venv``) is a symlink to the active
+one. A new release is built and checked while the old one still serves, then
+the symlink is swapped atomically, so the service is down only for its
+restart, and the previous release stays on disk for a rollback.
+
+A release records the digest of the lock it was installed from, so a re-apply
 compares two hashes and touches no network. uv (pinned, hashed, in the lock
 itself) does the install; pip only bootstraps uv. Credentials that may sit in
 a package index URL go through the environment, never on a command line.
@@ -10,6 +17,8 @@ a package index URL go through the environment, never on a command line.
 import hashlib
 import logging
 import os
+import re
+import shutil
 import tempfile
 
 log = logging.getLogger(__name__)
@@ -18,6 +27,10 @@ __virtualname__ = "litellm_venv"
 
 MARKER = ".litellm-salt-lock.sha256"
 UV_CACHE_DIR = "/var/cache/litellm-salt/uv"
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+LOCK_IN_RELEASE = "requirements.lock"
+#: a release must import the proxy before it goes live
+VERIFY_IMPORT = "import litellm.proxy.proxy_server"
 
 
 def __virtual__():
@@ -53,6 +66,25 @@ def requirement_block(lock_text, package):
     return " \\\n    ".join(block) + "\n"
 
 
+def releases_dir(venv):
+    """Where the releases of the venv ``venv`` live: ``<venv>-releases``."""
+    return venv.rstrip("/") + "-releases"
+
+
+def locked_version(lock_text, package="litellm"):
+    """The version a hashed lock pins for ``package``, or None."""
+    block = requirement_block(lock_text, package)
+    if block is None:
+        return None
+    return block.split("==", 1)[1].split()[0].strip(" \\")
+
+
+def release_name(lock_text):
+    """``<litellm version>-<first 12 hex of the lock digest>``: one per lock."""
+    version = locked_version(lock_text) or "unknown"
+    return f"{re.sub(r'[^A-Za-z0-9.+_-]', '_', version)}-{lock_digest(lock_text)[:12]}"
+
+
 def installer_env(index_url="", extra_index_urls=(), ca_bundle=""):
     """Environment for pip and uv: index, trust store, no bytecode surprises."""
     env = {
@@ -61,8 +93,10 @@ def installer_env(index_url="", extra_index_urls=(), ca_bundle=""):
         "UV_NO_PROGRESS": "1",
         "UV_CACHE_DIR": UV_CACHE_DIR,
         "UV_PYTHON_DOWNLOADS": "never",
-        # Sites behind an internal CA: uv must use the system store (or the bundle).
+        # Sites behind an internal CA: uv must use the system store (or the
+        # bundle); UV_SYSTEM_CERTS is the newer name of UV_NATIVE_TLS.
         "UV_NATIVE_TLS": "1",
+        "UV_SYSTEM_CERTS": "1",
     }
     if index_url:
         env["PIP_INDEX_URL"] = env["UV_INDEX_URL"] = index_url
@@ -71,6 +105,9 @@ def installer_env(index_url="", extra_index_urls=(), ca_bundle=""):
         env["PIP_EXTRA_INDEX_URL"] = env["UV_EXTRA_INDEX_URL"] = " ".join(extra_index_urls)
     if ca_bundle:
         env["PIP_CERT"] = env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = ca_bundle
+    else:
+        # pip trusts only certifi's CAs by default; a site CA is in the system store
+        env["PIP_CERT"] = SYSTEM_CA_BUNDLE
     return env
 
 
@@ -89,23 +126,40 @@ def _installed_digest(venv):
         return None
 
 
+def active_release(name):
+    """The directory the venv path ``name`` runs from (its symlink's target), or None."""
+    if not os.path.lexists(name):
+        return None
+    return os.path.realpath(name)
+
+
 def status(name, lock_file):
     """
-    Whether the venv ``name`` holds exactly what ``lock_file`` pins.
+    Whether the venv ``name`` runs exactly what ``lock_file`` pins.
 
-    Returns ``{"installed": bool, "wanted": digest, "current": digest|None}``.
-    Reads two files; no network.
+    Returns ``{"installed": bool, "wanted": digest, "current": digest|None,
+    "release": dir to run it from, "active": dir running now}``. Reads a few
+    files; no network.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call litellm_venv.status /opt/litellm/venv /opt/litellm/venv/requirements.lock
+        salt-call litellm_venv.status /opt/litellm/venv /opt/litellm/venv-releases/litellm-1.108.7.lock
     """
-    wanted = lock_digest(_read(lock_file)) if os.path.exists(lock_file) else None
-    current = _installed_digest(name)
-    complete = os.path.exists(os.path.join(name, "bin", "litellm"))
-    return {"installed": bool(wanted) and current == wanted and complete, "wanted": wanted, "current": current}
+    lock_text = _read(lock_file) if os.path.exists(lock_file) else None
+    wanted = lock_digest(lock_text) if lock_text is not None else None
+    active = active_release(name)
+    current = _installed_digest(active) if active else None
+    complete = bool(active) and os.path.exists(os.path.join(active, "bin", "litellm"))
+    release = os.path.join(releases_dir(name), release_name(lock_text)) if lock_text is not None else None
+    return {
+        "installed": bool(wanted) and current == wanted and complete,
+        "wanted": wanted,
+        "current": current,
+        "release": release,
+        "active": active,
+    }
 
 
 def _run(argv, env, what):
@@ -116,45 +170,156 @@ def _run(argv, env, what):
     return result
 
 
-def install(name, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle=""):
+def _complete(release, digest):
+    return _installed_digest(release) == digest and os.path.exists(os.path.join(release, "bin", "litellm"))
+
+
+def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle=""):
     """
-    Create the venv ``name`` if needed and make it hold exactly the packages
-    of ``lock_file`` (hashes required; packages not in the lock are removed),
-    then record the lock's digest. Raises with the installer's message on
-    failure; the digest is only written after success.
+    Build the release venv ``release`` from ``lock_file`` (hashes required;
+    packages not in the lock are removed), check that it imports the proxy,
+    then record the lock's digest. A half-built release is removed and built
+    again; the digest is only written after success. Does not make it live.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt-call litellm_venv.install /opt/litellm/venv /opt/litellm/venv/requirements.lock
+        salt-call litellm_venv.build /opt/litellm/venv-releases/1.108.7-0123456789ab /tmp/litellm.lock
     """
     lock_text = _read(lock_file)
+    digest = lock_digest(lock_text)
+    if _complete(release, digest):
+        return {"release": release, "built": False}
+    if os.path.lexists(release):
+        shutil.rmtree(release)
+    os.makedirs(os.path.dirname(release), mode=0o755, exist_ok=True)
     env = installer_env(index_url, extra_index_urls or [], ca_bundle)
-    venv_python = os.path.join(name, "bin", "python")
-    uv = os.path.join(name, "bin", "uv")
-    if not os.path.exists(venv_python):
-        _run([python, "-m", "venv", name], env, f"creating the venv {name} with {python}")
-    if not os.path.exists(uv):
-        uv_block = requirement_block(lock_text, "uv")
-        if uv_block is None:
-            raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
-        _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-            handle.write(uv_block)
-        try:
-            _run(
-                [venv_python, "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
-                env,
-                "installing uv (pinned in the lock) with pip",
-            )
-        finally:
-            os.unlink(handle.name)
+    venv_python = os.path.join(release, "bin", "python")
+    uv = os.path.join(release, "bin", "uv")
+    _run([python, "-m", "venv", release], env, f"creating the venv {release} with {python}")
+    uv_block = requirement_block(lock_text, "uv")
+    if uv_block is None:
+        raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
+    _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write(uv_block)
+    try:
+        _run(
+            [venv_python, "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
+            env,
+            "installing uv (pinned in the lock) with pip",
+        )
+    finally:
+        os.unlink(handle.name)
     _run(
         [uv, "pip", "sync", "--python", venv_python, "--require-hashes", "--compile-bytecode", lock_file],
         env,
-        f"installing {lock_file} into {name}",
+        f"installing {lock_file} into {release}",
     )
-    with open(os.path.join(name, MARKER), "w", encoding="utf-8") as handle:
-        handle.write(lock_digest(lock_text) + "\n")
-    return status(name, lock_file)
+    _run([venv_python, "-c", VERIFY_IMPORT], env, f"checking that {release} imports the LiteLLM proxy")
+    with open(os.path.join(release, LOCK_IN_RELEASE), "w", encoding="utf-8") as handle:
+        handle.write(lock_text)
+    with open(os.path.join(release, MARKER), "w", encoding="utf-8") as handle:
+        handle.write(digest + "\n")
+    return {"release": release, "built": True}
+
+
+def activate(name, release):
+    """
+    Point the venv path ``name`` at ``release`` (a symlink swapped atomically).
+    A venv still installed in place at ``name`` (formula versions before
+    releases) is first moved into the releases directory, so it stays
+    available for a rollback. Returns ``{"previous", "active"}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_venv.activate /opt/litellm/venv /opt/litellm/venv-releases/1.108.6-0123456789ab
+    """
+    release = os.path.realpath(release)
+    if not os.path.exists(os.path.join(release, "bin", "python")):
+        raise RuntimeError(f"{release} is not a venv")
+    previous = active_release(name)
+    if previous == release and os.path.islink(name):
+        return {"previous": previous, "active": release}
+    if os.path.isdir(name) and not os.path.islink(name):
+        legacy = os.path.join(releases_dir(name), f"in-place-{_installed_digest(name) or 'unknown'}"[:40])
+        os.makedirs(releases_dir(name), mode=0o755, exist_ok=True)
+        if os.path.lexists(legacy):
+            shutil.rmtree(legacy)
+        os.rename(name, legacy)
+        previous = legacy
+    tmp = f"{name}.litellm-salt-{os.getpid()}.tmp"
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(release, tmp)
+    os.replace(tmp, name)
+    return {"previous": previous, "active": release}
+
+
+def install(name, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle=""):
+    """
+    Make the venv path ``name`` run exactly what ``lock_file`` pins: build its
+    release (unless already on disk) while the active one keeps serving, then
+    point ``name`` at it. Raises with the installer's message on failure, in
+    which case ``name`` still points where it did.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_venv.install /opt/litellm/venv /opt/litellm/venv-releases/litellm-1.108.7.lock
+    """
+    before = status(name, lock_file)
+    built = build(before["release"], lock_file, python, index_url, extra_index_urls, ca_bundle)
+    switched = activate(name, before["release"])
+    after = status(name, lock_file)
+    after.update(previous=switched["previous"], built=built["built"])
+    return after
+
+
+def releases(name):
+    """
+    The releases of the venv path ``name``: ``[{"path", "digest", "active"}]``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_venv.releases /opt/litellm/venv
+    """
+    root = releases_dir(name)
+    active = active_release(name)
+    try:
+        entries = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in entries:
+        path = os.path.join(root, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            out.append({"path": path, "digest": _installed_digest(path), "active": path == active})
+    return out
+
+
+def prune(name, keep=()):
+    """
+    Remove the releases of ``name`` other than the active one and ``keep``.
+    Returns the paths removed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_venv.prune /opt/litellm/venv
+    """
+    keep = {os.path.realpath(path) for path in keep if path}
+    removed = []
+    for release in releases(name):
+        if release["active"] or release["path"] in keep:
+            continue
+        shutil.rmtree(release["path"])
+        removed.append(release["path"])
+    return removed

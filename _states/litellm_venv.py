@@ -17,26 +17,31 @@ def __virtual__():
 
 def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle=""):
     """
-    Install the packages of ``lock_file`` into the venv ``name`` unless the
-    venv already records that lock's digest (then nothing is done, offline).
+    Make the venv path ``name`` run the packages of ``lock_file``: nothing to
+    do (offline) when its active release records that lock's digest;
+    otherwise build that release beside the active one (or reuse it when it
+    is still on disk) and switch ``name`` to it. The release it replaces is
+    kept for a rollback.
 
     .. code-block:: yaml
 
         litellm-package-install-venv-installed:
           litellm_venv.installed:
             - name: /opt/litellm/venv
-            - lock_file: /opt/litellm/venv/requirements.lock
+            - lock_file: /opt/litellm/venv-releases/litellm-1.108.7.lock
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     before = __salt__["litellm_venv.status"](name, lock_file)
     if before["installed"]:
-        ret["comment"] = f"{name} already matches {lock_file}"
+        ret["comment"] = f"{name} already runs {before['active']}, which matches {lock_file}"
         return ret
-    change = {"old": before["current"], "new": before["wanted"] or f"the digest of {lock_file}"}
     if __opts__["test"]:
         ret["result"] = None
-        ret["changes"] = {"lock": change}
-        ret["comment"] = f"{name} would be installed from {lock_file}"
+        ret["changes"] = {
+            "lock": {"old": before["current"], "new": before["wanted"] or f"the digest of {lock_file}"},
+            "release": {"old": before["active"], "new": before["release"]},
+        }
+        ret["comment"] = f"{name} would run {before['release']}, installed from {lock_file}"
         return ret
     try:
         after = __salt__["litellm_venv.install"](
@@ -49,9 +54,13 @@ def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_in
         )
     except (OSError, RuntimeError) as exc:
         ret["result"] = False
-        ret["comment"] = f"Installing {name} from {lock_file} failed: {exc}"
+        ret["comment"] = f"Installing {lock_file} for {name} failed ({name} still runs {before['active']}): {exc}"
         return ret
-    ret["changes"] = {"lock": {"old": before["current"], "new": after["current"]}}
+    ret["changes"] = {
+        "lock": {"old": before["current"], "new": after["current"]},
+        "release": {"old": after["previous"], "new": after["active"]},
+    }
     ret["result"] = after["installed"]
-    ret["comment"] = f"{name} installed from {lock_file}"
+    how = "built from" if after["built"] else "already on disk, installed from"
+    ret["comment"] = f"{name} now runs {after['active']} ({how} {lock_file}); the previous release is kept"
     return ret

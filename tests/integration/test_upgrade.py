@@ -1,7 +1,7 @@
 """
-Changing the pinned LiteLLM version upgrades the venv in place from the
-shipped lock, restarts the service once, and the gateway passes smoke on the
-new version; going back works the same way.
+Changing the pinned LiteLLM version installs a new venv release from the
+shipped lock, switches to it, restarts the service once, and the gateway
+passes smoke on the new version; going back switches to the kept release.
 """
 
 import copy
@@ -26,19 +26,20 @@ def deployed(apply, host, test_site):
     assert _installed_version(host) == test_site.settings.get("version", "1.108.7")
 
 
-@pytest.mark.parametrize("version", ["1.108.6", "1.108.7"])
-def test_version_change_upgrades_in_place_and_restarts_once(deployed, apply, host, test_site, version):
+SWITCH = ["litellm-package-install-venv-installed", "litellm-service-running-service-running"]
+# first time on 1.108.6: its lock file and, in the new release, the config check script
+NEW_RELEASE = ["litellm-config-file-check-script-managed", "litellm-package-install-lock-file-managed"]
+
+
+@pytest.mark.parametrize(("version", "expected"), [("1.108.6", NEW_RELEASE + SWITCH), ("1.108.7", SWITCH)])
+def test_version_change_switches_the_release_and_restarts_once(deployed, apply, host, test_site, version, expected):
     pid_before = service_show(host, "MainPID")["MainPID"]
     cursor = journal_cursor(host)
     settings = copy.deepcopy(test_site.settings)
     settings["version"] = version
     test_site.write(settings)
     run = apply.salt_ssh("state.apply", "litellm").assert_ok()
-    assert run.changed() == [
-        "litellm-package-install-lock-file-managed",
-        "litellm-package-install-venv-installed",
-        "litellm-service-running-service-running",
-    ]
+    assert run.changed() == sorted(expected)
     assert _installed_version(host) == version
     assert service_show(host, "MainPID")["MainPID"] != pid_before
     assert journal_count(host, "Started litellm.service", cursor) == 1

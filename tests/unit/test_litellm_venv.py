@@ -57,55 +57,157 @@ def test_installer_env_keeps_credentials_out_of_argv():
     assert "UV_INDEX_URL" not in litellm_venv.installer_env()
 
 
-def test_status_compares_the_recorded_digest(tmp_path):
-    lock = tmp_path / "requirements.lock"
+def test_pip_trusts_the_system_store_where_a_site_ca_is_installed():
+    assert litellm_venv.installer_env()["PIP_CERT"] == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_release_name_is_the_version_and_the_lock_digest():
+    lock = "litellm==1.108.7 \\\n    --hash=sha256:00\n" + LOCK
+    assert litellm_venv.locked_version(lock) == "1.108.7"
+    assert litellm_venv.release_name(lock) == "1.108.7-" + litellm_venv.lock_digest(lock)[:12]
+    assert litellm_venv.release_name(LOCK).startswith("unknown-")
+    assert litellm_venv.releases_dir("/opt/litellm/venv/") == "/opt/litellm/venv-releases"
+
+
+def _fake_release(path, digest):
+    (path / "bin").mkdir(parents=True)
+    for name in ("python", "litellm"):
+        (path / "bin" / name).write_text("")
+    (path / litellm_venv.MARKER).write_text(digest + "\n")
+
+
+def test_status_compares_the_digest_of_the_active_release(tmp_path):
+    lock = tmp_path / "litellm.lock"
     lock.write_text(LOCK)
     venv = tmp_path / "venv"
     assert litellm_venv.status(str(venv), str(lock))["installed"] is False
-    (venv / "bin").mkdir(parents=True)
-    (venv / "bin" / "litellm").write_text("")
-    (venv / litellm_venv.MARKER).write_text(litellm_venv.lock_digest(LOCK) + "\n")
-    assert litellm_venv.status(str(venv), str(lock))["installed"] is True
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    _fake_release(release, litellm_venv.lock_digest(LOCK))
+    venv.symlink_to(release)
+    status = litellm_venv.status(str(venv), str(lock))
+    assert status["installed"] is True
+    assert status["active"] == status["release"] == str(release)
     lock.write_text(LOCK + "extra==1.0\n")
-    assert litellm_venv.status(str(venv), str(lock))["installed"] is False
+    status = litellm_venv.status(str(venv), str(lock))
+    assert status["installed"] is False
+    assert status["release"] != str(release)
 
 
-def test_install_creates_bootstraps_syncs_then_records(tmp_path, run_all):
-    lock = tmp_path / "requirements.lock"
+def test_a_venv_installed_in_place_still_counts_as_installed(tmp_path):
+    lock = tmp_path / "litellm.lock"
     lock.write_text(LOCK)
-    venv = tmp_path / "venv"
+    _fake_release(tmp_path / "venv", litellm_venv.lock_digest(LOCK))
+    assert litellm_venv.status(str(tmp_path / "venv"), str(lock))["installed"] is True
 
+
+def _fake_installer(release):
     def fake(argv, **kwargs):
         if argv[1:3] == ["-m", "venv"]:
-            (venv / "bin").mkdir(parents=True)
-            (venv / "bin" / "python").write_text("")
+            (release / "bin").mkdir(parents=True)
+            (release / "bin" / "python").write_text("")
         if "--require-hashes" in argv and "pip" in argv and "sync" not in argv:
-            (venv / "bin" / "uv").write_text("")
+            (release / "bin" / "uv").write_text("")
         if "sync" in argv:
-            (venv / "bin" / "litellm").write_text("")
+            (release / "bin" / "litellm").write_text("")
         assert all("u:p@" not in part for part in argv)
         return {"retcode": 0, "stdout": "", "stderr": ""}
 
-    run_all.side_effect = fake
+    return fake
+
+
+def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, run_all):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    venv = tmp_path / "venv"
+    old = tmp_path / "venv-releases" / "old"
+    _fake_release(old, "0" * 64)
+    venv.symlink_to(old)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    run_all.side_effect = _fake_installer(release)
     result = litellm_venv.install(str(venv), str(lock), index_url="https://u:p@mirror/simple")
     steps = [call.args[0] for call in run_all.call_args_list]
-    assert steps[0][1:] == ["-m", "venv", str(venv)]
+    assert steps[0][1:] == ["-m", "venv", str(release)]
     assert steps[1][1:] == ["-m", "ensurepip", "--default-pip"]
     assert steps[2][1:7] == ["-m", "pip", "install", "-q", "--require-hashes", "--no-deps"]
-    assert steps[3][:3] == [str(venv / "bin" / "uv"), "pip", "sync"]
+    assert steps[3][:3] == [str(release / "bin" / "uv"), "pip", "sync"]
     assert "--compile-bytecode" in steps[3] and "--require-hashes" in steps[3]
+    assert steps[4][1:] == ["-c", litellm_venv.VERIFY_IMPORT]
     assert run_all.call_args_list[3].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
-    assert result["installed"] is True
+    assert result["installed"] is True and result["built"] is True
+    assert result["previous"] == str(old)
+    assert os.readlink(venv) == str(release)
+    assert (release / "requirements.lock").read_text() == LOCK
+    assert old.exists(), "the previous release is kept for a rollback"
+    # the same lock again: nothing is built, nothing run
+    run_all.reset_mock()
+    assert litellm_venv.install(str(venv), str(lock))["built"] is False
+    assert run_all.call_count == 0
+
+
+def test_a_release_already_on_disk_is_switched_to_without_a_build(tmp_path, run_all):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    venv = tmp_path / "venv"
+    kept = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    _fake_release(kept, litellm_venv.lock_digest(LOCK))
+    other = tmp_path / "venv-releases" / "other"
+    _fake_release(other, "1" * 64)
+    venv.symlink_to(other)
+    result = litellm_venv.install(str(venv), str(lock))
+    assert run_all.call_count == 0
+    assert result["built"] is False and os.readlink(venv) == str(kept)
+
+
+def test_a_failed_check_leaves_the_symlink_where_it_was(tmp_path, run_all):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    venv = tmp_path / "venv"
+    old = tmp_path / "venv-releases" / "old"
+    _fake_release(old, "0" * 64)
+    venv.symlink_to(old)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    installer = _fake_installer(release)
+
+    def fail_the_import(argv, **kwargs):
+        if argv[1:] == ["-c", litellm_venv.VERIFY_IMPORT]:
+            return {"retcode": 1, "stdout": "", "stderr": "ModuleNotFoundError: No module named 'fastapi'"}
+        return installer(argv, **kwargs)
+
+    run_all.side_effect = fail_the_import
+    with pytest.raises(RuntimeError, match="No module named 'fastapi'"):
+        litellm_venv.install(str(venv), str(lock))
+    assert os.readlink(venv) == str(old)
+    assert not (release / litellm_venv.MARKER).exists()
+
+
+def test_a_venv_in_place_moves_into_the_releases_when_replaced(tmp_path, run_all):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    venv = tmp_path / "venv"
+    _fake_release(venv, "2" * 64)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    run_all.side_effect = _fake_installer(release)
+    result = litellm_venv.install(str(venv), str(lock))
+    assert os.readlink(venv) == str(release)
+    assert result["previous"] == str(tmp_path / "venv-releases" / ("in-place-" + "2" * 31))
+    assert os.path.exists(os.path.join(result["previous"], "bin", "litellm"))
+
+
+def test_prune_keeps_the_active_release_and_those_asked_for(tmp_path):
+    venv = tmp_path / "venv"
+    root = tmp_path / "venv-releases"
+    for name in ("a", "b", "c"):
+        _fake_release(root / name, name * 64)
+    venv.symlink_to(root / "c")
+    assert litellm_venv.prune(str(venv), keep=[str(root / "a")]) == [str(root / "b")]
+    assert sorted(os.listdir(root)) == ["a", "c"]
 
 
 def test_failed_install_records_nothing_and_says_why(tmp_path, run_all):
-    lock = tmp_path / "requirements.lock"
+    lock = tmp_path / "litellm.lock"
     lock.write_text(LOCK)
     venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    for name in ("python", "uv"):
-        (venv / "bin" / name).write_text("")
     run_all.return_value = {"retcode": 2, "stdout": "", "stderr": "error: hash mismatch for anyio"}
     with pytest.raises(RuntimeError, match="hash mismatch for anyio"):
         litellm_venv.install(str(venv), str(lock))
-    assert not os.path.exists(venv / litellm_venv.MARKER)
+    assert not os.path.lexists(venv)

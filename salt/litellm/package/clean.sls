@@ -8,10 +8,10 @@
 include:
   - {{ tplroot }}.config.clean
 
-{#- The venv (with its lock), the installer cache, the smoke test's known-good
+{#- The venv symlink and its releases (with their locks), the installer cache, the smoke test's known-good
     config and env (/var/lib/litellm-salt), and what systemd made for
     the service (StateDirectory/CacheDirectory, also their DynamicUser twins). #}
-{%- for path in [litellm.venv, '/var/cache/litellm-salt', '/var/lib/litellm-salt',
+{%- for path in [litellm.venv, litellm.venv ~ '-releases', '/var/cache/litellm-salt', '/var/lib/litellm-salt',
                  '/var/lib/' ~ svc.name, '/var/cache/' ~ svc.name,
                  '/var/lib/private/' ~ svc.name, '/var/cache/private/' ~ svc.name] %}
 litellm-package-clean-{{ path }}-absent:
@@ -29,7 +29,16 @@ litellm-package-clean-venv-parent-absent:
     - onlyif: test -d {{ venv_parent }} && test -z "$(ls -A {{ venv_parent }})"
     - require:
       - file: litellm-package-clean-{{ litellm.venv }}-absent
+      - file: litellm-package-clean-{{ litellm.venv }}-releases-absent
 {%- endif %}
+
+{#- Site CAs the formula installed (whatever pillar says now). #}
+litellm-package-clean-ca-certificates-absent:
+  cmd.run:
+    - name: rm -f {{ litellm.lookup.ca_certificates_dir }}/litellm-salt-*.crt && update-ca-certificates --fresh
+    - onlyif: ls {{ litellm.lookup.ca_certificates_dir }}/litellm-salt-*.crt
+    - require:
+      - sls: {{ tplroot }}.config.clean
 
 litellm-package-clean-user-absent:
   user.absent:

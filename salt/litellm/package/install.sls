@@ -1,10 +1,16 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
 {#- Service account, OS packages, and the venv installed from the shipped lock
-    file with hashes. A re-apply compares the lock digest and touches no network. #}
+    file with hashes. A re-apply compares the lock digest and touches no network.
+    A new lock is built as a new release while the old one serves; the venv
+    symlink then switches to it (the service restarts through its watch). #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
 {%- set svc = litellm.service %}
+{#- Each lock gets its own venv (release) under <venv>-releases; the venv path is a symlink to the live one. #}
+{%- set lock_file = litellm.venv ~ '-releases/litellm-' ~ litellm.version ~ '.lock' %}
+{%- set site_cas = litellm.ca_certificates if litellm.ca_certificates is mapping else {} %}
+{%- set pkgs = litellm.lookup.pkgs + (['ca-certificates'] if site_cas else []) %}
 
 include:
   - {{ tplroot }}.validate
@@ -29,13 +35,37 @@ litellm-package-install-user-present:
 
 litellm-package-install-pkg-installed:
   pkg.installed:
-    - pkgs: {{ litellm.lookup.pkgs | json }}
+    - pkgs: {{ pkgs | unique | list | json }}
     - require:
       - sls: {{ tplroot }}.validate
 
+{#- Site CAs into the system trust store, before anything is downloaded. #}
+{%- for ca_name, pem in site_cas | dictsort %}
+litellm-package-install-ca-{{ ca_name }}-managed:
+  file.managed:
+    - name: {{ litellm.lookup.ca_certificates_dir }}/litellm-salt-{{ ca_name }}.crt
+    - contents: {{ pem | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - require:
+      - pkg: litellm-package-install-pkg-installed
+{%- endfor %}
+{%- if site_cas %}
+
+litellm-package-install-ca-store-updated:
+  cmd.run:
+    - name: update-ca-certificates
+    - onchanges:
+{%-   for ca_name in site_cas | sort %}
+      - file: litellm-package-install-ca-{{ ca_name }}-managed
+{%-   endfor %}
+{%- endif %}
+
 litellm-package-install-lock-file-managed:
   file.managed:
-    - name: {{ litellm.venv }}/requirements.lock
+    - name: {{ lock_file }}
     - source: salt://{{ tplroot }}/files/locks/litellm-{{ litellm.version }}.txt
     - user: root
     - group: root
@@ -48,7 +78,7 @@ litellm-package-install-lock-file-managed:
 litellm-package-install-venv-installed:
   litellm_venv.installed:
     - name: {{ litellm.venv }}
-    - lock_file: {{ litellm.venv }}/requirements.lock
+    - lock_file: {{ lock_file }}
     - python: {{ litellm.lookup.python }}
     - index_url: {{ litellm.package_index.url | json }}
     - extra_index_urls: {{ litellm.package_index.extra_urls | json }}
@@ -56,3 +86,9 @@ litellm-package-install-venv-installed:
     - require:
       - pkg: litellm-package-install-pkg-installed
       - file: litellm-package-install-lock-file-managed
+{%- for ca_name in site_cas | sort %}
+      - file: litellm-package-install-ca-{{ ca_name }}-managed
+{%- endfor %}
+{%- if site_cas %}
+      - cmd: litellm-package-install-ca-store-updated
+{%- endif %}
