@@ -9,6 +9,7 @@ template-validation step.
 
 import ipaddress
 import logging
+import os
 import re
 import urllib.parse
 
@@ -32,6 +33,9 @@ ROUTING_STRATEGIES = (
 )
 PROVIDERS = {"ollama": "ollama_chat"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
+CA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_MASTER_KEY_LENGTH = 32
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -66,6 +70,7 @@ TOP_LEVEL_KEYS = {
     "venv",
     "package_index",
     "ca_bundle",
+    "ca_certificates",
     "config_dir",
     "service",
     "litellm_settings",
@@ -73,6 +78,7 @@ TOP_LEVEL_KEYS = {
     "general_settings",
     "preflight",
     "smoke",
+    "rollback",
     "lookup",
 }
 # Keys that belong to a setting of the formula, or that make LiteLLM refuse to
@@ -252,7 +258,7 @@ def _check_service(errors, service):
     if not isinstance(service, dict):
         errors.append(f"litellm:service: must be a mapping, got {_describe(service)}")
         return
-    unknown = sorted(set(service) - {"name", "user", "group", "workers", "log_level", "ready_timeout"})
+    unknown = sorted(set(service) - {"name", "user", "group", "workers", "log_level", "log_format", "ready_timeout"})
     if unknown:
         errors.append(f"litellm:service: unknown key(s) {', '.join(map(str, unknown))}")
     for key in ("name", "user", "group"):
@@ -268,6 +274,11 @@ def _check_service(errors, service):
             f"litellm:service:log_level: must be one of {', '.join(LOG_LEVELS)}, "
             f"got {_describe(service.get('log_level'))}"
         )
+    if service.get("log_format", "text") not in LOG_FORMATS:
+        errors.append(
+            f"litellm:service:log_format: must be one of {', '.join(LOG_FORMATS)}, "
+            f"got {_describe(service.get('log_format'))}"
+        )
 
 
 def _check_smoke(errors, smoke):
@@ -275,19 +286,45 @@ def _check_smoke(errors, smoke):
     if not isinstance(smoke, dict):
         errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
         return
-    known = {"enabled", "rollback", "concurrency", "latency_requests", "chat_models", "evidence_dir"}
-    unknown = sorted(map(str, set(smoke) - known))
+    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir"}
+    if "rollback" in smoke:
+        errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
+    unknown = sorted(map(str, set(smoke) - known - {"rollback"}))
     if unknown:
         errors.append(f"litellm:smoke: unknown key(s) {', '.join(unknown)}")
     if not isinstance(smoke.get("enabled", True), bool):
         errors.append(f"litellm:smoke:enabled: must be true or false, got {_describe(smoke.get('enabled'))}")
-    if not isinstance(smoke.get("rollback", True), bool):
-        errors.append(f"litellm:smoke:rollback: must be true or false, got {_describe(smoke.get('rollback'))}")
     _check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
     _check_int(errors, "smoke:latency_requests", smoke.get("latency_requests", 10), 1, 100)
     if smoke.get("chat_models", "first") not in ("first", "all"):
         errors.append(f"litellm:smoke:chat_models: must be 'first' or 'all', got {_describe(smoke.get('chat_models'))}")
     _check_path(errors, "smoke:evidence_dir", smoke.get("evidence_dir", ""), allow_empty=True)
+
+
+def _check_rollback(errors, rollback):
+    if not isinstance(rollback, dict):
+        errors.append(f"litellm:rollback: must be a mapping, got {_describe(rollback)}")
+        return
+    unknown = sorted(map(str, set(rollback) - {"enabled", "keep", "keep_venvs"}))
+    if unknown:
+        errors.append(f"litellm:rollback: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(rollback.get("enabled", True), bool):
+        errors.append(f"litellm:rollback:enabled: must be true or false, got {_describe(rollback.get('enabled'))}")
+    _check_int(errors, "rollback:keep", rollback.get("keep", 5), 1, 100)
+    _check_int(errors, "rollback:keep_venvs", rollback.get("keep_venvs", 1), 0, 10)
+
+
+def _check_ca_certificates(errors, certs):
+    if not isinstance(certs, dict):
+        errors.append(f"litellm:ca_certificates: must be a mapping of name: PEM certificate, got {_describe(certs)}")
+        return
+    for name, pem in certs.items():
+        if not isinstance(name, str) or not CA_NAME_RE.match(name):
+            errors.append(f"litellm:ca_certificates:{name}: the name must be letters, digits, '.', '_' or '-'")
+        elif not isinstance(pem, str) or not PEM_CERT_RE.search(pem):
+            errors.append(f"litellm:ca_certificates:{name}: must be a PEM certificate (-----BEGIN CERTIFICATE-----)")
+        elif "PRIVATE KEY" in pem:
+            errors.append(f"litellm:ca_certificates:{name}: holds a private key; give only the CA certificate")
 
 
 def _check_extra_sections(errors, settings):
@@ -361,6 +398,8 @@ def check_settings(settings):
     _check_service(errors, settings.get("service"))
     _check_extra_sections(errors, settings)
     _check_smoke(errors, settings.get("smoke", {}))
+    _check_rollback(errors, settings.get("rollback", {}))
+    _check_ca_certificates(errors, settings.get("ca_certificates", {}))
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
     return errors
@@ -425,6 +464,9 @@ def build_config(settings):
         "request_timeout": timeout,
         "drop_params": True,
     }
+    if settings["service"].get("log_format") == "json":
+        # uvicorn's own access and error lines as JSON too (JSON_LOGS in the env covers LiteLLM's)
+        litellm_settings["json_logs"] = True
     litellm_settings.update(settings.get("litellm_settings") or {})
     general_settings = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
     if settings["health_check_interval"]:
@@ -542,3 +584,54 @@ def render(settings=None, saltenv="base"):
         "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
         "unit": _render_template("litellm.service.jinja", settings, saltenv),
     }
+
+
+def rollback(steps=1, service="litellm", ready_timeout=180):
+    """
+    Roll the gateway back to a known-good release (config.yaml, litellm.env
+    and venv, kept after each passing smoke test): ``steps`` releases older
+    than the live one, or the newest one when the live state never passed.
+    Restarts the service, waits until it is ready and runs the smoke test.
+    What to roll back is read from the deployed unit of ``service``, so it
+    also works through salt-ssh, which gives custom modules no pillar. The
+    next ``state.apply`` deploys what pillar says again: revert pillar too to
+    stay rolled back.
+
+    Returns the rollback (``action``, ``release``, ``restored``, ``ready``)
+    and the ``smoke`` summary; never file contents.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.rollback
+        salt-ssh gateway litellm_config.rollback steps=2
+    """
+    unit_path = f"/etc/systemd/system/{service}.service"
+    try:
+        with open(unit_path, encoding="utf-8") as handle:
+            unit = __salt__["litellm_smoke.unit_settings"](handle.read())
+    except OSError as exc:
+        return {"action": "none", "reason": f"{unit_path}: {exc.strerror}: is the gateway deployed here?"}
+    config_dir = os.path.dirname(unit.get("config", "/etc/litellm/config.yaml"))
+    url = local_url(unit.get("bind_host", "0.0.0.0"), unit.get("bind_port", 4000))
+    result = __salt__["litellm_release.recover"](
+        config_dir=config_dir,
+        venv=unit.get("venv", "/opt/litellm/venv"),
+        service=service,
+        group=unit.get("group", "litellm"),
+        url=url,
+        ready_timeout=int(ready_timeout),
+        steps=int(steps),
+        force_restart=True,
+    )
+    if result["action"] == "rolled_back":
+        # what the restored files serve, not what pillar says now
+        with open(os.path.join(config_dir, "config.yaml"), "rb") as handle:
+            aliases, backends = __salt__["litellm_smoke.config_expectations"](handle.read())
+        with open(unit.get("env_file", os.path.join(config_dir, "litellm.env")), "rb") as handle:
+            key = __salt__["litellm_smoke.env_master_key"](handle.read())
+        report = __salt__["litellm_smoke.run"](url=url, master_key=key, models=aliases, backends=backends)
+        result["smoke"] = report["summary"]
+        result["smoke_result"] = report["result"]
+    return result

@@ -133,6 +133,7 @@ FORMULA_DEFAULTS = {
     "venv": "/opt/litellm/venv",
     "package_index": {"url": "", "extra_urls": []},
     "ca_bundle": "",
+    "ca_certificates": {},
     "config_dir": "/etc/litellm",
     "service": {
         "name": "litellm",
@@ -140,6 +141,7 @@ FORMULA_DEFAULTS = {
         "group": "litellm",
         "workers": 1,
         "log_level": "ERROR",
+        "log_format": "text",
         "ready_timeout": 180,
     },
     "litellm_settings": {},
@@ -155,9 +157,9 @@ FORMULA_DEFAULTS = {
         "dns": {"expected": {}, "ptr": False},
         "site": {"realm": False, "admin_sudo_group": "", "netplan_single_file": False, "resolver": False},
     },
+    "rollback": {"enabled": True, "keep": 5, "keep_venvs": 1},
     "smoke": {
         "enabled": True,
-        "rollback": True,
         "concurrency": 10,
         "latency_requests": 10,
         "chat_models": "first",
@@ -168,6 +170,7 @@ FORMULA_DEFAULTS = {
         "python": "/usr/bin/python3",
         "nologin_shell": "/usr/sbin/nologin",
         "systemd_unit_dir": "/etc/systemd/system",
+        "ca_certificates_dir": "/usr/local/share/ca-certificates",
     },
 }
 OS_FAMILY_DEFAULTS = {"Debian": {"lookup": {"pkgs": ["python3-venv"]}}}
@@ -663,11 +666,39 @@ def _index_get(url, context, timeout=HTTP_TIMEOUT, limit=MAX_INDEX_BYTES):
         return exc.code, b""
 
 
-def _tls_context(ca_bundle):
-    """Verifying client context: the ca_bundle only when given, else the system store."""
-    if ca_bundle:
-        return ssl.create_default_context(cafile=ca_bundle)
-    return ssl.create_default_context()
+def _tls_context(ca_bundle, ca_certificates=None):
+    """
+    Verifying client context: the ca_bundle only when given, else the system
+    store; plus the site CAs of pillar ``ca_certificates``, which the formula
+    installs into the system store before it downloads anything.
+    """
+    context = ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
+    for pem in (ca_certificates or {}).values() if isinstance(ca_certificates, dict) else ():
+        if isinstance(pem, str):
+            context.load_verify_locations(cadata=pem)
+    return context
+
+
+def _site_cas(settings):
+    cas = settings.get("ca_certificates")
+    return cas if isinstance(cas, dict) else {}
+
+
+def _site_store(settings):
+    """What the formula's TLS clients trust, in words."""
+    ca_bundle = settings.get("ca_bundle") or None
+    store = f"ca_bundle {ca_bundle}" if ca_bundle else "the system trust store"
+    if _site_cas(settings):
+        store += f" + litellm:ca_certificates ({', '.join(sorted(map(str, _site_cas(settings))))})"
+    return store
+
+
+def _site_tls(settings):
+    """(context, what it trusts, in words) for the formula's settings."""
+    return _tls_context(settings.get("ca_bundle") or None, _site_cas(settings)), _site_store(settings)
+
+
+UNTRUSTED_HINT = "; an internal CA goes in litellm:ca_certificates"
 
 
 def _tls_handshake(host, port, context, timeout=CONNECT_TIMEOUT):
@@ -999,9 +1030,9 @@ def _check_backends(settings):
     context = None
     if any(url.startswith("https://") for url in urls):
         try:
-            context = _tls_context(settings.get("ca_bundle") or None)
+            context, _ = _site_tls(settings)
         except (OSError, ssl.SSLError) as exc:
-            return "fail", f"ca_bundle {settings.get('ca_bundle')!r} cannot be loaded: {exc}"
+            return "fail", f"{_site_store(settings)} cannot be loaded: {exc}"
     answers = _parallel(lambda u: _probe_backend(u, models, context), urls, PROBE_DEADLINE)
     statuses, parts = [], []
     for url, (kind, value) in zip(urls, answers):
@@ -1192,12 +1223,10 @@ def _check_trust(settings):
     endpoints = _https_endpoints(settings)
     if not endpoints:
         return "skip", "no https endpoint configured (package index or backends)"
-    ca_bundle = settings.get("ca_bundle") or None
-    store = f"ca_bundle {ca_bundle}" if ca_bundle else "the system trust store"
     try:
-        context = _tls_context(ca_bundle)
+        context, store = _site_tls(settings)
     except (OSError, ssl.SSLError) as exc:
-        return "fail", f"{store} cannot be loaded: {getattr(exc, 'strerror', None) or exc}"
+        return "fail", f"{_site_store(settings)} cannot be loaded: {getattr(exc, 'strerror', None) or exc}"
     answers = _parallel(lambda e: _tls_handshake(e[1], e[2], context), endpoints, PROBE_DEADLINE)
     statuses, parts = [], []
     for (label, host, port), (kind, value) in zip(endpoints, answers):
@@ -1215,7 +1244,7 @@ def _check_trust(settings):
             parts.append(f"{where}: no TLS handshake within {PROBE_DEADLINE:.0f} s")
         elif isinstance(value, ssl.SSLCertVerificationError):
             statuses.append("fail")
-            parts.append(f"{where}: not trusted by {store}: {value.verify_message}")
+            parts.append(f"{where}: not trusted by {store}: {value.verify_message}{UNTRUSTED_HINT}")
         else:
             statuses.append("fail")
             parts.append(f"{where}: TLS handshake failed ({getattr(value, 'strerror', None) or value})")
@@ -1237,16 +1266,16 @@ def _check_package_index(settings):
     context = None
     if url.startswith("https://"):
         try:
-            context = _tls_context(settings.get("ca_bundle") or None)
+            context, _ = _site_tls(settings)
         except (OSError, ssl.SSLError) as exc:
-            return "fail", f"ca_bundle {settings.get('ca_bundle')!r} cannot be loaded: {exc}"
+            return "fail", f"{_site_store(settings)} cannot be loaded: {exc}"
     ((kind, value),) = _parallel(lambda u: _index_get(u, context), [page], PROBE_DEADLINE)
     if kind == "timeout":
         return "fail", f"GET {shown}: no answer within {PROBE_DEADLINE:.0f} s"
     if kind == "error":
         reason = getattr(value, "reason", None) or value
         if isinstance(reason, ssl.SSLCertVerificationError):
-            reason = f"TLS verification failed: {reason.verify_message}"
+            reason = f"TLS verification failed: {reason.verify_message}{UNTRUSTED_HINT}"
         return "fail", f"GET {shown}: {reason}"
     status, body = value
     if status != 200:

@@ -598,18 +598,23 @@ def _local_url(bind_host, bind_port):
 def unit_settings(text):
     """
     What the formula's unit file says about the gateway: ``{"config",
-    "env_file", "bind_host", "bind_port"}`` (the ones found). Pure.
+    "env_file", "bind_host", "bind_port", "venv", "group"}`` (the ones
+    found). Pure.
     """
     result = {}
     for raw in (text or "").splitlines():
         line = raw.strip()
         if line.startswith("EnvironmentFile="):
             result["env_file"] = line.split("=", 1)[1].strip().lstrip("-")
+        elif line.startswith("Group="):
+            result["group"] = line.split("=", 1)[1].strip()
         elif line.startswith("ExecStart="):
             try:
                 argv = shlex.split(line.split("=", 1)[1].lstrip("-@+!:"))
             except ValueError:
                 continue
+            if argv and argv[0].endswith("/bin/litellm"):
+                result["venv"] = argv[0][: -len("/bin/litellm")]
             for flag, key in (("--config", "config"), ("--host", "bind_host"), ("--port", "bind_port")):
                 if flag in argv[:-1]:
                     result[key] = argv[argv.index(flag) + 1]
@@ -1345,67 +1350,11 @@ def run(
     return report
 
 
-# --- known-good config and env, rollback --------------------------------------------
+# --- after the run: keep a known-good release, or roll back to one -------------------
 #
-# After a smoke PASS the state keeps copies of the live config.yaml and
-# litellm.env (the "known-good pair"); when a later smoke run FAILS and the live
-# files differ from that pair, a change since the last good run is the suspect:
-# the pair is restored, the service restarted and smoke run again. The env file
-# holds the master key: its copies are root 0600 in a root 0700 directory, and
-# no return value or log line ever carries file contents.
-
-KNOWN_GOOD_DIR = "/var/lib/litellm-salt/known-good"
-KNOWN_GOOD_FILES = ("config.yaml", "litellm.env")
-LIVE_MODE = 0o640  # as the formula manages config.yaml and litellm.env
-STORE_DIR_MODE = 0o700
-STORE_FILE_MODE = 0o600
-
-
-def rollback_decision(passed, rollback, live, saved):
-    """
-    What to do with the known-good pair after a smoke run. Pure.
-
-    ``passed``: the smoke result; ``rollback``: the pillar switch; ``live`` and
-    ``saved``: ``{file name: content (bytes) or None when absent}`` for
-    KNOWN_GOOD_FILES. Returns ``{"action", "files", "reason"}``:
-
-    - ``save``: passed, ``files`` differ from (or are missing in) the saved pair;
-    - ``keep``: passed and the saved pair already equals the live files;
-    - ``rollback``: failed, rollback on, a complete saved pair exists and
-      ``files`` differ from it (restore those);
-    - ``none``: nothing to do, ``reason`` says why.
-    """
-    names = list(KNOWN_GOOD_FILES)
-    missing_live = [name for name in names if live.get(name) is None]
-    if passed:
-        if missing_live:
-            return {"action": "none", "files": [], "reason": f"live file(s) missing: {', '.join(missing_live)}"}
-        differing = [name for name in names if live.get(name) != saved.get(name)]
-        if differing:
-            return {"action": "save", "files": differing, "reason": "the live config and env passed the smoke test"}
-        return {"action": "keep", "files": [], "reason": "the known-good config and env are already the live ones"}
-    if not rollback:
-        return {"action": "none", "files": [], "reason": "rollback is off (litellm:smoke:rollback)"}
-    missing_saved = [name for name in names if saved.get(name) is None]
-    if missing_saved:
-        return {
-            "action": "none",
-            "files": [],
-            "reason": "no known-good config and env yet (no smoke test has passed here): nothing to roll back to",
-        }
-    differing = [name for name in names if live.get(name) != saved.get(name)]
-    if not differing:
-        return {
-            "action": "none",
-            "files": [],
-            "reason": "the live config and env are the known-good ones (unchanged since the last passing "
-            "smoke test): nothing to roll back",
-        }
-    return {
-        "action": "rollback",
-        "files": differing,
-        "reason": f"changed since the last passing smoke test: {', '.join(differing)}",
-    }
+# After a PASS the live config, env and venv are kept as a known-good release
+# (litellm_release.save); after a FAIL that follows a change, the newest
+# known-good release is restored, the service restarted and smoke run again.
 
 
 def env_master_key(text):
@@ -1459,121 +1408,6 @@ def _read(path):
         return None
 
 
-def _pair(directory):
-    return {name: _read(os.path.join(directory, name)) for name in KNOWN_GOOD_FILES}
-
-
-def _write_atomic(path, data, mode, uid=None, gid=None):
-    """Write ``data`` to a temporary file next to ``path`` (``mode``, owner), fsync, rename over it."""
-    directory, base = os.path.split(path)
-    tmp = os.path.join(directory, f".{base}.litellm-salt-{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        if uid is not None or gid is not None:
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(directory or ".", os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _private_dir(path):
-    """``path`` (and its parent) as root-owned 0700 directories."""
-    for directory in (os.path.dirname(path), path):
-        os.makedirs(directory, mode=STORE_DIR_MODE, exist_ok=True)
-        if os.geteuid() == 0:
-            os.chown(directory, 0, 0)
-        os.chmod(directory, STORE_DIR_MODE)
-
-
-def save_known_good(config_dir="/etc/litellm", store=KNOWN_GOOD_DIR, names=None):
-    """
-    Copy the live ``config.yaml`` and ``litellm.env`` of ``config_dir`` to
-    ``store`` (root 0700; files root 0600), only the ones whose content differs
-    (``names`` limits them). Returns the paths written. Never returns contents.
-    """
-    _private_dir(store)
-    written = []
-    for name in names or KNOWN_GOOD_FILES:
-        data = _read(os.path.join(config_dir, name))
-        if data is None:
-            raise FileNotFoundError(f"{os.path.join(config_dir, name)} does not exist")
-        target = os.path.join(store, name)
-        if _read(target) == data:
-            continue
-        _write_atomic(target, data, STORE_FILE_MODE, 0 if os.geteuid() == 0 else None, 0 if os.geteuid() == 0 else None)
-        written.append(target)
-    return written
-
-
-def restore_known_good(config_dir="/etc/litellm", group="litellm", store=KNOWN_GOOD_DIR, names=None):
-    """
-    Put the known-good copies in ``store`` back into ``config_dir``, each
-    atomically (temporary file, then rename), owner root:``group``, mode 0640
-    as the formula manages them. Returns the paths restored.
-    """
-    import grp  # pylint: disable=import-outside-toplevel
-
-    gid = grp.getgrnam(group).gr_gid if os.geteuid() == 0 else None
-    uid = 0 if os.geteuid() == 0 else None
-    restored = []
-    for name in names or KNOWN_GOOD_FILES:
-        data = _read(os.path.join(store, name))
-        if data is None:
-            raise FileNotFoundError(f"{os.path.join(store, name)} does not exist")
-        target = os.path.join(config_dir, name)
-        _write_atomic(target, data, LIVE_MODE, uid, gid)
-        restored.append(target)
-    return restored
-
-
-def known_good(config_dir="/etc/litellm", store=KNOWN_GOOD_DIR):
-    """
-    Whether a known-good config and env exist and whether the live files equal
-    them (never their contents).
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.known_good
-    """
-    live, saved = _pair(config_dir), _pair(store)
-    return {
-        "store": store,
-        "files": {
-            name: {
-                "saved": saved[name] is not None,
-                "live": live[name] is not None,
-                "matches_live": saved[name] is not None and saved[name] == live[name],
-            }
-            for name in KNOWN_GOOD_FILES
-        },
-    }
-
-
 def settle(
     report,
     config_dir="/etc/litellm",
@@ -1581,29 +1415,32 @@ def settle(
     group="litellm",
     rollback=True,
     ready_timeout=180,
-    store=KNOWN_GOOD_DIR,
     run_kwargs=None,
+    venv="/opt/litellm/venv",
+    keep=5,
+    keep_venvs=1,
 ):
     """
     The bookkeeping after a smoke run (``report``, as ``run`` returns it), for
     the ``litellm_smoke.passed`` state:
 
-    - PASS: save the live config and env as the known-good pair when they
-      differ from it (``action`` ``saved``/``kept``);
-    - FAIL with ``rollback`` on and live files that differ from a complete
-      known-good pair: restore the differing ones (atomically, root:``group``
-      0640), ``service.restart`` ``service``, wait for readiness and run smoke
-      again with ``run_kwargs`` (aliases, backends and key taken from the
-      restored files) (``action`` ``rolled_back``);
+    - PASS: keep the live config, env and venv as the newest known-good
+      release unless it already is (``action`` ``saved``/``kept``), pruning
+      old releases and venvs (``litellm_release.save``);
+    - FAIL with ``rollback`` on and a live state that differs from the newest
+      known-good release: restore it, restart ``service``, wait for readiness
+      and run smoke again with ``run_kwargs`` (aliases, backends and key taken
+      from the restored files) (``action`` ``rolled_back``);
     - otherwise ``action`` ``none`` and ``reason`` says why.
 
-    Returns ``{"action", "reason", "saved", "restored", "ready",
-    "smoke_after_rollback", "after"}`` with paths and summaries only, redacted.
+    Returns ``{"action", "reason", "release", "saved", "restored", "ready",
+    "smoke_after_rollback", "after"}`` with names and summaries only, redacted.
     """
     run_kwargs = dict(run_kwargs or {})
     out = {
         "action": "none",
         "reason": "",
+        "release": None,
         "saved": [],
         "restored": [],
         "ready": None,
@@ -1611,45 +1448,46 @@ def settle(
         "after": None,
     }
     secrets = [run_kwargs.get("master_key")]
+    url = run_kwargs.get("url") or report.get("url")
     try:
-        passed = report.get("result") == "PASS"
-        live, saved = _pair(config_dir), _pair(store)
-        decision = rollback_decision(passed, rollback, live, saved)
-        out["reason"] = decision["reason"]
-        if decision["action"] == "save":
-            out["saved"] = save_known_good(config_dir, store, decision["files"])
-            out["action"] = "saved"
-        elif decision["action"] == "keep":
-            out["action"] = "kept"
-        elif decision["action"] == "rollback":
-            restored_key = env_master_key(saved["litellm.env"])
-            secrets.append(restored_key)
-            out["restored"] = restore_known_good(config_dir, group, store, decision["files"])
-            out["action"] = "rolled_back"
-            log.warning("litellm smoke: rolled back %s, restarting %s", ", ".join(out["restored"]), service)
-            _salt()["service.restart"](service)
-            url = run_kwargs.get("url") or report.get("url")
-            ready = _salt()["litellm_service.wait_ready"](url, timeout=ready_timeout)
-            out["ready"] = {key: ready.get(key) for key in ("ready", "status", "waited", "detail")}
-            aliases, backends = config_expectations(saved["config.yaml"])
-            rerun = dict(run_kwargs, url=url)
-            if aliases is not None:
-                rerun["models"] = aliases
-            if backends is not None:
-                rerun["backends"] = backends
-            if restored_key:
-                rerun["master_key"] = restored_key
-            rerun.pop("evidence_dir", None)
-            after = run(**rerun)
-            out["smoke_after_rollback"] = after["result"]
-            out["after"] = {
-                "summary": after["summary"],
-                "failed": [
-                    {"name": check["name"], "detail": check["detail"]}
-                    for check in after["checks"]
-                    if check["status"] == "fail"
-                ],
-            }
+        if report.get("result") == "PASS":
+            saved = _salt()["litellm_release.save"](config_dir, venv, keep=keep, keep_venvs=keep_venvs)
+            out.update(action=saved["action"], release=saved["release"])
+            out["saved"] = [saved["release"]] if saved["action"] == "saved" else []
+            if saved["pruned"] or saved["pruned_venvs"]:
+                out["reason"] = f"pruned {len(saved['pruned'])} old release(s), {len(saved['pruned_venvs'])} venv(s)"
+        elif not rollback:
+            out["reason"] = "rollback is off (litellm:rollback:enabled)"
+        else:
+            recovered = _salt()["litellm_release.recover"](
+                config_dir, venv, service, group, url, ready_timeout, force_restart=True
+            )
+            out["reason"] = recovered["reason"]
+            if recovered["action"] == "rolled_back":
+                out.update(action="rolled_back", release=recovered["release"], ready=recovered["ready"])
+                out["restored"] = recovered["restored"] + [f"not restored: {item}" for item in recovered["skipped"]]
+                live_env = _read(os.path.join(config_dir, "litellm.env")) or b""
+                restored_key = env_master_key(live_env)
+                secrets.append(restored_key)
+                aliases, backends = config_expectations(_read(os.path.join(config_dir, "config.yaml")) or b"")
+                rerun = dict(run_kwargs, url=url)
+                if aliases is not None:
+                    rerun["models"] = aliases
+                if backends is not None:
+                    rerun["backends"] = backends
+                if restored_key:
+                    rerun["master_key"] = restored_key
+                rerun.pop("evidence_dir", None)
+                after = run(**rerun)
+                out["smoke_after_rollback"] = after["result"]
+                out["after"] = {
+                    "summary": after["summary"],
+                    "failed": [
+                        {"name": check["name"], "detail": check["detail"]}
+                        for check in after["checks"]
+                        if check["status"] == "fail"
+                    ],
+                }
     except Exception as exc:  # pylint: disable=broad-except
         out["action"] = "error" if out["action"] != "rolled_back" else "rolled_back"
         out["reason"] = f"{out['reason']}; " if out["reason"] else ""

@@ -45,6 +45,9 @@ def passed(
     group="litellm",
     rollback=True,
     ready_timeout=180,
+    venv="/opt/litellm/venv",
+    keep=5,
+    keep_venvs=1,
 ):
     """
     Run every smoke check against the gateway and succeed only when all pass
@@ -53,12 +56,13 @@ def passed(
     ``master_key`` out of the SLS so that it is taken from the secret pillar.
     ``bind_host``/``bind_port`` (the formula's) give the URL when ``url`` is
     not set.
-    With ``config_dir`` (the formula's), a PASS keeps copies of
-    ``config.yaml`` and ``litellm.env`` as the known-good pair (bookkeeping:
-    no changes reported); a FAIL with ``rollback`` on, when the live files
-    differ from that pair, restores it, restarts ``service`` and runs smoke
-    again: the state still fails, with changes ``{"rollback": {"restored":
-    [...], "smoke_after_rollback": "PASS"|"FAIL"}}``.
+    With ``config_dir`` (the formula's), a PASS keeps ``config.yaml``,
+    ``litellm.env`` and the venv release as the newest known-good release
+    (the newest ``keep``; bookkeeping: no changes reported); a FAIL with
+    ``rollback`` on, when the live state differs from that release, restores
+    it, restarts ``service`` and runs smoke again: the state still fails,
+    with changes ``{"rollback": {"release", "restored": [...],
+    "smoke_after_rollback": "PASS"|"FAIL"}}``.
     Otherwise never reports changes; in test mode it says what it would run.
 
     .. code-block:: yaml
@@ -92,7 +96,7 @@ def passed(
         if not (planned["has_master_key"] or master_key):
             comment += "; no master key is known, most checks would be skipped"
         if config_dir and rollback:
-            comment += "; on a failure after a change it would roll back to the known-good config and env"
+            comment += "; on a failure after a change it would roll back to the last known-good release"
         ret["result"] = None
         ret["comment"] = _scrub(comment, master_key)
         return ret
@@ -120,6 +124,9 @@ def passed(
             rollback=rollback,
             ready_timeout=ready_timeout,
             run_kwargs=run_kwargs,
+            venv=venv,
+            keep=keep,
+            keep_venvs=keep_venvs,
         )
     lines = []
     if failed:
@@ -127,11 +134,12 @@ def passed(
         if settled and settled["action"] == "rolled_back":
             lines.append(
                 f"Smoke test of {report['url']} FAILED after a change (failed: "
-                f"{', '.join(check['name'] for check in failed)}): ROLLED BACK to the last known-good "
-                f"config and env, restarted {service}; smoke after rollback: {settled['smoke_after_rollback']}"
+                f"{', '.join(check['name'] for check in failed)}): ROLLED BACK to known-good release "
+                f"{settled['release']}, restarted {service}; smoke after rollback: {settled['smoke_after_rollback']}"
             )
             ret["changes"] = {
                 "rollback": {
+                    "release": settled["release"],
                     "restored": settled["restored"],
                     "smoke_after_rollback": settled["smoke_after_rollback"],
                 }
@@ -153,11 +161,12 @@ def _settled_lines(settled, service, failed):
     """What the known-good bookkeeping did, as comment lines."""
     action = settled["action"]
     if action == "saved":
-        return [f"Known-good config and env saved: {', '.join(settled['saved'])}"]
+        extra = f" ({settled['reason']})" if settled["reason"] else ""
+        return [f"Known-good release saved: {settled['release']}{extra}"]
     if action == "kept":
-        return ["Known-good config and env: unchanged (already the live ones)"]
+        return [f"Known-good release: unchanged ({settled['release']} is the live one)"]
     if action == "rolled_back":
-        lines = [f"Rolled back ({settled['reason']}): restored {', '.join(settled['restored'])}"]
+        lines = [f"Rolled back ({settled['reason']}): {', '.join(settled['restored'])}"]
         ready = settled.get("ready") or {}
         if ready and not ready.get("ready"):
             lines.append(f"- {service} not ready after the rollback: {ready.get('status')} {ready.get('detail')}")
@@ -172,4 +181,4 @@ def _settled_lines(settled, service, failed):
         return []
     if failed:
         return [f"Not rolled back: {settled['reason']}"]
-    return [f"Known-good config and env not saved: {settled['reason']}"]
+    return [f"Known-good release not saved: {settled['reason']}"]

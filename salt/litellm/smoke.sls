@@ -4,7 +4,7 @@
     (health, auth, every alias, chat, streaming, fan-out to every backend,
     errors, latency). A failed check fails the run, naming it; right after a
     change it also rolls back to the last known-good config and env
-    (litellm:smoke:rollback). The master key comes from the secret pillar
+    (litellm:rollback). The master key comes from the secret pillar
     inside the module, never from this file. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
@@ -30,12 +30,16 @@ litellm-smoke-passed:
     - latency_requests: {{ litellm.smoke.latency_requests }}
     - chat_models: {{ litellm.smoke.chat_models }}
     - evidence_dir: {{ litellm.smoke.evidence_dir or None | json }}
-    # After a PASS the live config and env are kept as the known-good pair;
-    # a FAIL after a change restores it, restarts the service, still fails.
+    # After a PASS the live config, env and venv are kept as a known-good
+    # release; a FAIL after a change restores the newest one, restarts the
+    # service, still fails.
     - config_dir: {{ litellm.config_dir | json }}
+    - venv: {{ litellm.venv | json }}
     - service: {{ litellm.service.name | json }}
     - group: {{ litellm.service.group | json }}
-    - rollback: {{ litellm.smoke.rollback | json }}
+    - rollback: {{ litellm.rollback.enabled | json }}
+    - keep: {{ litellm.rollback.keep | json }}
+    - keep_venvs: {{ litellm.rollback.keep_venvs | json }}
     - ready_timeout: {{ litellm.service.ready_timeout | json }}
     - require:
       - sls: {{ tplroot }}.service

@@ -3,8 +3,8 @@ The smoke test on a real systemd host: ``litellm_smoke.run`` through salt-ssh
 against the deployed gateway when it is healthy and when one thing at a time
 is wrong (a backend down, a model missing on one backend, a wrong key, the
 service stopped), and the automatic rollback of a change that deploys but
-fails smoke (litellm:smoke:rollback): the last known-good config and env come
-back, the service restarts, the run still fails saying so.
+fails smoke (litellm:rollback): the last known-good release comes back, the
+service restarts, the run still fails saying so.
 """
 
 import copy
@@ -99,7 +99,7 @@ def _aliases(test_site):
 def test_healthy_gateway_passes_every_check(deployed, apply, test_site, backends):
     states = deployed.states
     assert states[SMOKE_STATE]["result"] is True and states[SMOKE_STATE]["changes"] == {}
-    assert "Known-good config and env" in states[SMOKE_STATE]["comment"]
+    assert "Known-good release" in states[SMOKE_STATE]["comment"]
     report, run = _smoke(apply)
     TIMINGS["smoke_healthy_ms"] = report["duration_ms"]
     TIMINGS["smoke_healthy_salt_ssh"] = run.elapsed
@@ -112,22 +112,28 @@ def test_healthy_gateway_passes_every_check(deployed, apply, test_site, backends
     assert report["duration_ms"] < 15000, report["duration_ms"]
 
 
-def test_known_good_pair_is_private_and_equals_the_live_files(deployed, host):
+def test_known_good_release_is_private_and_equals_the_live_files(deployed, host):
+    newest = max(host.run(["ls", "-1", KNOWN_GOOD]).stdout.split())
+    release = f"{KNOWN_GOOD}/{newest}"
     listing = host.run(
-        ["stat", "-c", "%n %U:%G %a", "/var/lib/litellm-salt", KNOWN_GOOD, f"{KNOWN_GOOD}/config.yaml",
-         f"{KNOWN_GOOD}/litellm.env"]
+        ["stat", "-c", "%n %U:%G %a", "/var/lib/litellm-salt", KNOWN_GOOD, release, f"{release}/config.yaml",
+         f"{release}/litellm.env", f"{release}/release.json"]
     ).stdout.split("\n")
-    assert listing[:4] == [
+    assert listing[:6] == [
         "/var/lib/litellm-salt root:root 700",
         f"{KNOWN_GOOD} root:root 700",
-        f"{KNOWN_GOOD}/config.yaml root:root 600",
-        f"{KNOWN_GOOD}/litellm.env root:root 600",
+        f"{release} root:root 700",
+        f"{release}/config.yaml root:root 600",
+        f"{release}/litellm.env root:root 600",
+        f"{release}/release.json root:root 600",
     ]
-    assert _sha256(host, f"{KNOWN_GOOD}/config.yaml") == _sha256(host, CONFIG)
-    assert _sha256(host, f"{KNOWN_GOOD}/litellm.env") == _sha256(host, ENV)
+    assert _sha256(host, f"{release}/config.yaml") == _sha256(host, CONFIG)
+    assert _sha256(host, f"{release}/litellm.env") == _sha256(host, ENV)
+    meta = json.loads(host.run(["cat", f"{release}/release.json"]).stdout)
+    assert meta["venv"] == host.run(["readlink", "-f", "/opt/litellm/venv"]).stdout.strip()
     # nobody but root reads the copy of the env (it holds the master key)
     denied = host.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "cat",
-                       f"{KNOWN_GOOD}/litellm.env"], check=False)
+                       f"{release}/litellm.env"], check=False)
     assert denied.returncode != 0 and denied.stdout == ""
 
 
@@ -153,7 +159,7 @@ def test_one_backend_down_is_reported_and_requests_still_succeed(deployed, apply
     assert state_run.returncode != 0
     smoke_state = state_run.states[SMOKE_STATE]
     assert smoke_state["result"] is False and smoke_state["changes"] == {}
-    assert "Not rolled back: the live config and env are the known-good ones" in smoke_state["comment"]
+    assert "Not rolled back: the live config, env and venv are the last known-good ones" in smoke_state["comment"]
     assert state_run.changed() == []
     _wait_health(test_site, lambda n: n == 0)
 
@@ -230,11 +236,12 @@ def test_a_change_that_fails_smoke_is_rolled_back(deployed, apply, host, test_si
     comment = smoke_state["comment"]
     print(f"\nROLLBACK COMMENT (salt-ssh run {run.elapsed:.1f} s):\n{comment}")
     assert smoke_state["result"] is False, comment
-    assert "ROLLED BACK to the last known-good config and env" in comment, comment
+    assert "ROLLED BACK to known-good release" in comment, comment
     first_line = comment.splitlines()[0]
     assert "(failed: " in first_line and "health" in first_line, comment
     assert "ghost" in comment, comment
-    assert smoke_state["changes"] == {"rollback": {"restored": [CONFIG], "smoke_after_rollback": "PASS"}}, comment
+    rollback = smoke_state["changes"]["rollback"]
+    assert rollback["restored"] == [CONFIG] and rollback["smoke_after_rollback"] == "PASS", comment
     # the previous good config is live again, the env untouched
     assert _sha256(host, CONFIG) == config_before
     assert _sha256(host, ENV) == env_before
@@ -253,7 +260,7 @@ def test_a_change_that_fails_smoke_is_rolled_back(deployed, apply, host, test_si
     assert third.changed() == []
 
 
-def test_clean_removes_the_known_good_pair(deployed, apply, host):
+def test_clean_removes_the_known_good_releases(deployed, apply, host):
     """Last but one: leaves the host bare for whatever runs next."""
     apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
     for path in ("/var/lib/litellm-salt", "/etc/litellm"):

@@ -66,7 +66,15 @@ BAD_PILLAR = [
     ("router_settings", {"health_check_interval": 30}, ["litellm:router_settings:health_check_interval"]),
     ("general_settings", {"master_key": "sk-x"}, ["litellm:general_settings:master_key", "secret pillar"]),
     ("bind_prot", 4000, ["unknown key(s) bind_prot", "typo?"]),
-    ("smoke.rollback", "yes", ["litellm:smoke:rollback", "true or false", "'yes'"]),
+    ("smoke.rollback", True, ["litellm:smoke:rollback", "moved to litellm:rollback:enabled"]),
+    ("rollback.enabled", "yes", ["litellm:rollback:enabled", "true or false", "'yes'"]),
+    ("rollback.keep", 0, ["litellm:rollback:keep", "from 1 to 100"]),
+    ("rollback.keep_venvs", -1, ["litellm:rollback:keep_venvs", "from 0 to 10"]),
+    ("rollback.keep_all", True, ["litellm:rollback", "unknown key(s) keep_all"]),
+    ("service.log_format", "xml", ["litellm:service:log_format", "text, json", "'xml'"]),
+    ("ca_certificates", ["pem"], ["litellm:ca_certificates", "mapping of name: PEM"]),
+    ("ca_certificates.site-root", "not a cert", ["litellm:ca_certificates:site-root", "PEM certificate"]),
+    ("ca_certificates.bad name", "x", ["litellm:ca_certificates:bad name", "letters, digits"]),
     ("smoke.rolback", False, ["litellm:smoke: unknown key(s) rolback"]),
 ]
 

@@ -525,37 +525,7 @@ def test_state_virtual_needs_the_module():
     assert litellm_smoke_state.__virtual__() == (False, "the litellm_smoke execution module is not loaded")
 
 
-# --- rollback bookkeeping and reading a deployed gateway (pure parts) -----------
-
-GOOD = {"config.yaml": b"model_list: []\n", "litellm.env": b"LITELLM_MASTER_KEY=sk-good\n"}
-CHANGED = {"config.yaml": b"model_list: [x]\n", "litellm.env": GOOD["litellm.env"]}
-NOTHING = {"config.yaml": None, "litellm.env": None}
-
-
-@pytest.mark.parametrize(
-    ("passed", "rollback", "live", "saved", "action", "files"),
-    [
-        (True, True, GOOD, NOTHING, "save", ["config.yaml", "litellm.env"]),
-        (True, True, CHANGED, GOOD, "save", ["config.yaml"]),
-        (True, True, GOOD, GOOD, "keep", []),
-        (True, True, {"config.yaml": None, "litellm.env": b"x"}, GOOD, "none", []),
-        (False, True, CHANGED, GOOD, "rollback", ["config.yaml"]),
-        (False, False, CHANGED, GOOD, "none", []),
-        (False, True, CHANGED, NOTHING, "none", []),
-        (False, True, GOOD, GOOD, "none", []),
-    ],
-)
-def test_rollback_decision(passed, rollback, live, saved, action, files):
-    decision = litellm_smoke.rollback_decision(passed, rollback, live, saved)
-    assert (decision["action"], decision["files"]) == (action, files), decision
-    assert decision["reason"]
-
-
-def test_rollback_decision_explains_why_it_does_not_roll_back():
-    assert "rollback is off" in litellm_smoke.rollback_decision(False, False, CHANGED, GOOD)["reason"]
-    assert "nothing to roll back to" in litellm_smoke.rollback_decision(False, True, CHANGED, NOTHING)["reason"]
-    assert "unchanged since" in litellm_smoke.rollback_decision(False, True, GOOD, GOOD)["reason"]
-
+# --- reading a deployed gateway (pure parts) ------------------------------------
 
 @pytest.mark.parametrize(
     ("text", "key"),
@@ -586,10 +556,12 @@ def test_unit_settings_reads_the_formula_unit():
         "ExecStart=/opt/litellm/venv/bin/litellm --config /etc/litellm/config.yaml --host 0.0.0.0 "
         "--port 4001 --num_workers 1\n"
     )
-    assert litellm_smoke.unit_settings(unit) == {
+    assert litellm_smoke.unit_settings("Group=litellm\n" + unit) == {
         "env_file": "/etc/litellm/litellm.env",
         "config": "/etc/litellm/config.yaml",
         "bind_host": "0.0.0.0",
         "bind_port": 4001,
+        "venv": "/opt/litellm/venv",
+        "group": "litellm",
     }
     assert litellm_smoke.unit_settings("ExecStart=/x --port abc\n") == {}

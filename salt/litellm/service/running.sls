@@ -52,3 +52,22 @@ litellm-service-running-ready:
     - timeout: {{ svc.ready_timeout }}
     - require:
       - service: litellm-service-running-service-running
+
+{#- A failed config check, restart or readiness wait after a change: go back
+    to the last known-good config, env and venv (the run still fails). #}
+{%- if litellm.rollback.enabled %}
+litellm-service-running-rolled-back:
+  litellm_release.rolled_back:
+    - name: {{ svc.name }}
+    - config_dir: {{ litellm.config_dir | json }}
+    - venv: {{ litellm.venv | json }}
+    - group: {{ svc.group | json }}
+    - host: {{ litellm.bind_host | json }}
+    - port: {{ litellm.bind_port | json }}
+    - ready_timeout: {{ svc.ready_timeout }}
+    - onfail:
+      - file: litellm-config-file-config-managed
+      - file: litellm-config-file-env-managed
+      - service: litellm-service-running-service-running
+      - litellm_service: litellm-service-running-ready
+{%- endif %}
