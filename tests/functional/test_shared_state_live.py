@@ -145,7 +145,8 @@ class Gateway:
                 self.proc.wait(timeout=10)
 
 
-def start_pair(tmp_path, stubs, redis=None):
+def make_pair(workdir, stubs, redis=None):
+    """Two gateways with the same settings (and the same Redis, when given); not yet ready."""
     venv = ensure_venv()
     key = "sk-" + secrets.token_hex(24)
     gateways = []
@@ -167,15 +168,25 @@ def start_pair(tmp_path, stubs, redis=None):
             env["REDIS_PASSWORD"] = redis["password"]
         settings = merged(layer)
         assert litellm_config.check_settings(settings) == []
-        gateways.append(Gateway(venv, tmp_path / name, settings, env))
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(Gateway.wait_ready, gateways))
-    except BaseException:
-        for gw in gateways:
-            gw.stop()
-        raise
+        gateways.append(Gateway(venv, workdir / name, settings, env))
     return gateways
+
+
+@pytest.fixture(scope="module")
+def pairs(redis_server, stubs, tmp_path_factory):
+    """Both pairs started at once (the CPU-bound start overlaps): with Redis and without."""
+    workdir = tmp_path_factory.mktemp("gateways")
+    started = {}
+    try:
+        started["redis"] = make_pair(workdir / "redis", stubs, redis_server)
+        started["none"] = make_pair(workdir / "none", stubs)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(Gateway.wait_ready, [gw for pair in started.values() for gw in pair]))
+        yield started
+    finally:
+        for pair in started.values():
+            for gw in pair:
+                gw.stop()
 
 
 def wait_for_a_fresh_minute_window(needed=15):
@@ -206,20 +217,14 @@ def spend_the_budget(first, second):
 
 
 @pytest.mark.parametrize("shared", ["redis", "none"])
-def test_a_per_model_rate_limit_is_counted_across_gateways_only_with_redis(shared, redis_server, stubs, tmp_path):
-    gateways = start_pair(tmp_path, stubs, redis_server if shared == "redis" else None)
-    try:
-        served, second_codes = spend_the_budget(*gateways)
-        if shared == "redis":
-            keys = redis_command(redis_server["port"], redis_server["password"], "KEYS", "*:rpm:*")
-    finally:
-        for gw in gateways:
-            gw.stop()
+def test_a_per_model_rate_limit_is_counted_across_gateways_only_with_redis(shared, pairs, redis_server):
+    served, second_codes = spend_the_budget(*pairs[shared])
     print(f"\n{shared}: first gateway served {served} then 429; second gateway: {second_codes}")
     assert served >= 1
     if shared == "redis":
         # the budget the first gateway used up is refused by the second
         assert second_codes == [429] * served
+        keys = redis_command(redis_server["port"], redis_server["password"], "KEYS", "*:rpm:*")
         assert LIMITED.encode() in keys, keys[:500]
     else:
         # each gateway counts alone: the second serves a budget of its own
