@@ -78,8 +78,9 @@ class Fleet:
         self.redis_password = secrets.token_hex(16)
 
     def stop(self):
-        for host in self.hosts.values():
-            host.stop()
+        # in parallel: each stop waits for its container's poweroff
+        with ThreadPoolExecutor(max(len(self.hosts), 1)) as pool:
+            list(pool.map(lambda host: host.stop(), self.hosts.values()))
         for proc in self.stubs:
             ollama_stub.stop_stub_process(proc)
 

@@ -223,7 +223,8 @@ class FakeRedis:
                 self.received += chunk
                 if b"PING" in self.received:
                     break
-            authed = self.password is not None and f"${len(self.password)}\r\n{self.password}\r\n".encode() in self.received
+            sent = f"${len(self.password or '')}\r\n{self.password}\r\n".encode()
+            authed = self.password is not None and sent in self.received
             if self.password is None:
                 conn.sendall(b"-ERR AUTH <password> called without any password configured for the default user. "
                              b"Are you sure your configuration is correct?\r\n+PONG\r\n")
