@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 __virtualname__ = "litellm_config"
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
 REDACTED = "<redacted>"
 
 ROUTING_STRATEGIES = (
@@ -37,6 +38,9 @@ LOG_FORMATS = ("text", "json")
 PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 CA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_MASTER_KEY_LENGTH = 32
+MIN_REDIS_PASSWORD_LENGTH = 16
+REDIS_KEYS = {"host", "port", "password", "server", "bind", "maxmemory_mib"}
+MODEL_LIMIT_KEYS = ("rpm", "tpm")
 PLACEHOLDER_WORDS = (
     "changeme",
     "change-me",
@@ -80,6 +84,7 @@ TOP_LEVEL_KEYS = {
     "smoke",
     "rollback",
     "lookup",
+    "redis",
 }
 # Keys that belong to a setting of the formula, or that make LiteLLM refuse to
 # start, when given in the free-form sections.
@@ -92,6 +97,10 @@ FORBIDDEN_EXTRA_KEYS = {
         "health_check_interval": "belongs to general_settings; "
         "set litellm:health_check_interval instead",
         "model_list": "set litellm:models and litellm:backends instead",
+        "redis_host": "set litellm:redis:host instead",
+        "redis_port": "set litellm:redis:port instead",
+        "redis_password": "secret: set litellm:redis:password (secret pillar) instead",
+        "redis_url": "set litellm:redis:host and port instead (LiteLLM documents redis_url as slower)",
     },
     "litellm_settings": {
         "telemetry": "not a litellm_settings key",
@@ -205,6 +214,68 @@ def _check_master_key(errors, value):
         errors.append(f"{key}: looks like a placeholder; generate one with: echo sk-$(openssl rand -hex 24)")
 
 
+def _check_redis_password(errors, value, master_key):
+    # Never echo the value: only its type and length.
+    key = "litellm:redis:password"
+    if value in (None, ""):
+        errors.append(f"{key}: missing (litellm:redis:host is set); set it in the secret (GPG-encrypted) pillar")
+        return
+    if not isinstance(value, str):
+        errors.append(f"{key}: must be a string, got a {type(value).__name__}")
+        return
+    if value.startswith("-----BEGIN PGP"):
+        errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
+        return
+    if len(value) < MIN_REDIS_PASSWORD_LENGTH:
+        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_REDIS_PASSWORD_LENGTH}")
+    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`#" for ch in value):
+        errors.append(f"{key}: must not contain white space, quotes, '\\', '$', '`' or '#'")
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value)) < 8:
+        errors.append(f"{key}: looks like a placeholder; generate one with: openssl rand -hex 24")
+    if value == master_key:
+        errors.append(f"{key}: must not be the master key")
+
+
+def _check_redis(errors, redis, master_key):
+    """litellm:redis: shared router state between gateways ('' host: none)."""
+    if not isinstance(redis, dict):
+        errors.append(f"litellm:redis: must be a mapping, got {_describe(redis)}")
+        return
+    unknown = sorted(map(str, set(redis) - REDIS_KEYS))
+    if unknown:
+        errors.append(f"litellm:redis: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(REDIS_KEYS))}")
+    host = redis.get("host", "")
+    _check_int(errors, "redis:port", redis.get("port", 6379), 1, 65535)
+    _check_int(errors, "redis:maxmemory_mib", redis.get("maxmemory_mib", 256), 0, 1048576)
+    server = redis.get("server", "")
+    if not isinstance(server, str) or any(ch.isspace() for ch in server):
+        errors.append(f"litellm:redis:server: must be a minion id or '', got {_describe(server)}")
+    bind = redis.get("bind", [])
+    if not isinstance(bind, list):
+        errors.append(f"litellm:redis:bind: must be a list of IP addresses, got {_describe(bind)}")
+        bind = []
+    for index, address in enumerate(bind):
+        try:
+            ipaddress.ip_address(address)
+        except (TypeError, ValueError):
+            errors.append(f"litellm:redis:bind:{index}: must be an IP address, got {_describe(address)}")
+    if host == "":
+        if server:
+            errors.append("litellm:redis:server: set, but litellm:redis:host (where gateways reach it) is empty")
+        return
+    _check_host(errors, "redis:host", host)
+    _check_redis_password(errors, redis.get("password"), master_key)
+    if server and not bind and isinstance(host, str) and host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            errors.append(
+                "litellm:redis:bind: needed when the formula installs Redis (litellm:redis:server) "
+                "and litellm:redis:host is a name: the addresses Redis listens on"
+            )
+
+
 def _check_backends(errors, backends):
     if not isinstance(backends, list) or not backends:
         errors.append(f"litellm:backends: must be a non-empty list of Ollama URLs, got {_describe(backends)}")
@@ -233,9 +304,9 @@ def _check_models(errors, models):
         if not isinstance(entry, dict):
             errors.append(f"{where}: must be a mapping with name, provider and model, got {_describe(entry)}")
             continue
-        unknown = sorted(set(entry) - {"name", "provider", "model"})
+        unknown = sorted(map(str, set(entry) - {"name", "provider", "model", *MODEL_LIMIT_KEYS}))
         if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; allowed: name, provider, model")
+            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: name, provider, model, rpm, tpm")
         name = entry.get("name")
         if not isinstance(name, str) or not name.strip():
             errors.append(f"{where}:name: must be a non-empty string, got {_describe(name)}")
@@ -252,6 +323,9 @@ def _check_models(errors, models):
         model = entry.get("model")
         if not isinstance(model, str) or not model.strip() or any(ch.isspace() for ch in model):
             errors.append(f"{where}:model: must be an Ollama model name like 'llama3.2:3b', got {_describe(model)}")
+        for limit in MODEL_LIMIT_KEYS:
+            if limit in entry:
+                _check_int(errors, f"{where[len('litellm:'):]}:{limit}", entry[limit], 1, 10**9)
 
 
 def _check_service(errors, service):
@@ -400,6 +474,7 @@ def check_settings(settings):
     _check_smoke(errors, settings.get("smoke", {}))
     _check_rollback(errors, settings.get("rollback", {}))
     _check_ca_certificates(errors, settings.get("ca_certificates", {}))
+    _check_redis(errors, settings.get("redis", {}), settings.get("master_key"))
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
     return errors
@@ -421,8 +496,11 @@ def local_url(bind_host, bind_port):
 
 
 def _deployment_id(alias, backend):
+    # No ':' in it: LiteLLM's usage-based-routing-v2 splits its usage keys on
+    # ':' and finds no deployment at all for an id that has one (every request
+    # 429 "No deployments available", measured on 1.108.7).
     netloc = urllib.parse.urlsplit(backend).netloc
-    return f"{alias}@{netloc}"
+    return f"{alias}@{netloc}".replace(":", "_")
 
 
 def build_config(settings):
@@ -436,6 +514,8 @@ def build_config(settings):
     model_list = []
     for model in settings["models"]:
         prefix = PROVIDERS[model.get("provider", "ollama")]
+        # Per-deployment limits: enforced by usage-based-routing-v2 (weights otherwise).
+        limits = {limit: model[limit] for limit in MODEL_LIMIT_KEYS if model.get(limit) is not None}
         for backend in settings["backends"]:
             model_list.append(
                 {
@@ -444,6 +524,7 @@ def build_config(settings):
                         "model": f"{prefix}/{model['model']}",
                         "api_base": backend.rstrip("/"),
                         "timeout": timeout,
+                        **limits,
                     },
                     "model_info": {"id": _deployment_id(model["name"], backend)},
                 }
@@ -459,6 +540,18 @@ def build_config(settings):
         # 100/100 with one of two backends dead, 86/100 without).
         "enable_weighted_failover": True,
     }
+    redis = settings.get("redis") or {}
+    if redis.get("host"):
+        # Shared router state (usage, cooldowns) between gateways: host, port
+        # and password (LiteLLM documents redis_url as slower); the password
+        # only by reference, its value is in the env file.
+        router_settings.update(
+            {
+                "redis_host": redis["host"],
+                "redis_port": redis.get("port", 6379),
+                "redis_password": f"os.environ/{REDIS_PASSWORD_ENV}",
+            }
+        )
     router_settings.update(settings.get("router_settings") or {})
     litellm_settings = {
         "request_timeout": timeout,
@@ -503,11 +596,12 @@ def config_text(settings):
 
 
 def redact_env(text):
-    """The env file text with the master key's value replaced."""
+    """The env file text with the secrets' values (master key, Redis password) replaced."""
     lines = []
     for line in text.splitlines():
-        if line.startswith(f"{MASTER_KEY_ENV}="):
-            line = f"{MASTER_KEY_ENV}={REDACTED}"
+        for name in (MASTER_KEY_ENV, REDIS_PASSWORD_ENV):
+            if line.startswith(f"{name}="):
+                line = f"{name}={REDACTED}"
         lines.append(line)
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 

@@ -147,6 +147,7 @@ FORMULA_DEFAULTS = {
     "litellm_settings": {},
     "router_settings": {},
     "general_settings": {},
+    "redis": {"host": "", "port": 6379, "password": "", "server": "", "bind": [], "maxmemory_mib": 256},
     "preflight": {
         "enabled": True,
         "evidence_dir": "/var/lib/litellm-salt/evidence",
@@ -575,7 +576,41 @@ def _secrets(settings):
                     password = None
                 if password:
                     secrets.extend({password, urllib.parse.unquote(password)})
+        redis = settings.get("redis")
+        if isinstance(redis, dict) and isinstance(redis.get("password"), str) and redis["password"]:
+            secrets.append(redis["password"])
     return secrets
+
+
+def _resp_command(*args):
+    """One Redis command in RESP (an array of bulk strings)."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else bytes(arg)
+        parts.append(f"${len(data)}\r\n".encode() + data + b"\r\n")
+    return b"".join(parts)
+
+
+def _resp_replies(data):
+    """The simple replies (+OK, -ERR ..., :1) of a RESP byte string, as text lines."""
+    return [line.decode("utf-8", "replace") for line in data.split(b"\r\n") if line[:1] in (b"+", b"-", b":")]
+
+
+def _redis_verdict(replies, endpoint):
+    """(status, detail) from the replies to AUTH then PING."""
+    if len(replies) < 2:
+        return "fail", f"{endpoint}: no answer to AUTH and PING (not a Redis server?): {replies!r}"
+    auth, ping = replies[0], replies[1]
+    if auth.startswith("-") and "without any password configured" in auth:
+        return "fail", (
+            f"{endpoint}: Redis has no password (requirepass) but litellm:redis:password is set; "
+            "LiteLLM could not connect. Secure it (litellm.redis) or fix the pillar"
+        )
+    if auth.startswith("-"):
+        return "fail", f"{endpoint}: AUTH refused ({auth.split(' ', 1)[0][1:]}): litellm:redis:password is wrong"
+    if ping != "+PONG":
+        return "fail", f"{endpoint}: PING after AUTH answered {ping!r}"
+    return "pass", f"{endpoint}: AUTH ok, PING answered PONG"
 
 
 # --- thin I/O wrappers ----------------------------------------------------------------
@@ -622,6 +657,21 @@ def _reverse(address):
     """Names of a reverse (PTR) lookup of ``address``."""
     name, aliases, _ = socket.gethostbyaddr(address)
     return [name] + list(aliases)
+
+
+def _redis_exchange(host, port, password, timeout=CONNECT_TIMEOUT):
+    """AUTH and PING over one socket (the password only goes to Redis); the replies."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(_resp_command("AUTH", password) + _resp_command("PING"))
+        data = b""
+        deadline = time.monotonic() + timeout
+        while len(_resp_replies(data)) < 2 and time.monotonic() < deadline:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return _resp_replies(data)
 
 
 def _tcp_connect(host, port, timeout=CONNECT_TIMEOUT):
@@ -1413,6 +1463,21 @@ def _check_site_resolver(settings):
     return "pass", f"nameservers {', '.join(servers)}"
 
 
+def _check_redis(settings):
+    redis = settings.get("redis")
+    if not isinstance(redis, dict) or not redis.get("host"):
+        return "skip", "no shared state (litellm:redis:host is empty)"
+    host, port, password = redis.get("host"), redis.get("port", 6379), redis.get("password")
+    if not isinstance(host, str) or not _is_int(port) or not isinstance(password, str) or not password:
+        return "skip", "litellm:redis invalid (see the pillar check)"
+    endpoint = f"redis {host}:{port}"
+    try:
+        replies = _redis_exchange(host, port, password)
+    except OSError as exc:
+        return "fail", f"{endpoint}: {exc.strerror or exc} (gateways share their router state there)"
+    return _redis_verdict(replies, endpoint)
+
+
 CHECKS = {
     "pillar": _check_pillar,
     "dns": _check_dns,
@@ -1423,6 +1488,7 @@ CHECKS = {
     "trust": _check_trust,
     "package_index": _check_package_index,
     "init": _check_init,
+    "redis": _check_redis,
     "site_realm": _check_site_realm,
     "site_sudo": _check_site_sudo,
     "site_netplan": _check_site_netplan,
@@ -1453,12 +1519,15 @@ def _timed(name, settings):
 
 
 def _selected_checks(settings, checks=None):
-    """The check names to run: the named ones, else the core ones plus enabled site checks."""
+    """The check names to run: the named ones, else the core ones plus enabled site checks (redis: with a host)."""
     if checks is None:
+        redis = (settings or {}).get("redis")
+        with_redis = isinstance(redis, dict) and bool(redis.get("host"))
         return [
             name
             for name in CHECKS
-            if name not in SITE_CHECKS or _pf_get(settings or {}, "site", SITE_CHECKS[name]) not in (None, False, "")
+            if (name != "redis" or with_redis)
+            and (name not in SITE_CHECKS or _pf_get(settings or {}, "site", SITE_CHECKS[name]) not in (None, False, ""))
         ]
     if isinstance(checks, str):
         checks = [part.strip() for part in checks.split(",") if part.strip()]
@@ -1692,6 +1761,21 @@ def init(settings=None, saltenv="base"):
         salt-call litellm_preflight.init
     """
     return _public("init", settings, saltenv)
+
+
+def redis(settings=None, saltenv="base"):
+    """
+    With ``litellm:redis:host``: Redis answers at host:port, accepts
+    ``litellm:redis:password`` (AUTH, sent over the socket only, never in a
+    process argument) and PING. Skipped without a Redis host.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_preflight.redis
+    """
+    return _public("redis", settings, saltenv)
 
 
 def pillar(settings=None, saltenv="base"):

@@ -16,7 +16,7 @@ def __virtual__():
     return __virtualname__
 
 
-def validated(name, settings, pillar_is_mapping=True, lock_source=None):
+def validated(name, settings, pillar_is_mapping=True, lock_source=None, section=None):
     """
     Succeed only when ``settings`` (the merged map of the formula) are valid
     and, when given, the lock file ``lock_source`` for the pinned version
@@ -29,6 +29,9 @@ def validated(name, settings, pillar_is_mapping=True, lock_source=None):
             - name: litellm
             - settings: {{ litellm | json }}
             - failhard: True
+
+    With ``section`` (e.g. ``redis``) only the errors of ``litellm:<section>``
+    count.
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     if not pillar_is_mapping:
@@ -36,6 +39,12 @@ def validated(name, settings, pillar_is_mapping=True, lock_source=None):
         ret["comment"] = "Invalid pillar:\n- litellm: must be a mapping of settings (see pillar.example)"
         return ret
     errors = __salt__["litellm_config.validate"](settings=settings)["errors"]
+    if section:
+        # Only one section's keys matter (e.g. redis on a host that only runs Redis).
+        errors = [e for e in errors if e.startswith((f"litellm:{section}:", f"litellm:{section} "))]
+        if not errors:
+            ret["comment"] = f"Pillar litellm:{section} is valid"
+            return ret
     if not errors and lock_source and not __salt__["cp.hash_file"](lock_source):
         errors.append(
             f"litellm:version: no lock file for {settings.get('version')!r} "

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 nftables gnupg util-linux)
+APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 nftables gnupg util-linux redis-server)
 VENV=${VENV:-.venv}
 STAMP="$VENV/.bootstrap-stamp"
 

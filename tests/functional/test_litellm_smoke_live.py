@@ -349,7 +349,7 @@ def test_a_model_removed_from_one_backend_is_reported(run_smoke, stubs):
     assert health["backends"][stub.url] == {
         "healthy": 1,
         "unhealthy": 1,
-        "failing": [f"chat-tiny@127.0.0.1:{stub.port} [ollama_chat/{STUB_MODELS[1]}]"],
+        "failing": [f"chat-tiny@127.0.0.1_{stub.port} [ollama_chat/{STUB_MODELS[1]}]"],
     }
     assert health["backends"][stubs[0].url]["unhealthy"] == 0
 

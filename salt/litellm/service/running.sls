@@ -9,6 +9,9 @@
 {%- set unit_path = litellm.lookup.systemd_unit_dir ~ '/' ~ svc.name ~ '.service' %}
 {%- set public = litellm.copy() %}
 {%- do public.pop('master_key', None) %}
+{%- set public_redis = (litellm.get('redis') or {}).copy() %}
+{%- do public_redis.pop('password', None) %}
+{%- do public.update({'redis': public_redis}) %}
 
 include:
   - {{ tplroot }}.package

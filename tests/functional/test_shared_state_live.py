@@ -1,0 +1,231 @@
+"""
+Two REAL LiteLLM proxies (from the shipped lock) on loopback with the config
+the formula renders, in front of the same two stand-in Ollama servers: with
+litellm:redis they count a per-model rpm limit together (the budget one used
+up is refused by the other), without it each counts alone. The contrast is
+the proof that the shared behaviour comes from Redis.
+
+redis-server from Debian's package runs on loopback, with a password, as a
+child process of the test.
+"""
+
+import datetime
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import load_salt_module, merged
+from tests.functional.test_litellm_smoke_live import READY_TIMEOUT, Stub, ensure_venv, free_port
+
+litellm_config = load_salt_module("modules", "litellm_config")
+PF = load_salt_module("modules", "litellm_preflight")
+
+RPM = 3  # per backend (deployment) of the limited alias
+LIMITED = "chat-limited"
+MODELS = [
+    {"name": "chat-small", "provider": "ollama", "model": "llama3.2:3b"},
+    {"name": LIMITED, "provider": "ollama", "model": "qwen2.5:0.5b", "rpm": RPM},
+]
+
+
+def redis_command(port, password, *args):
+    """Replies to AUTH + one command, over RESP (the password never in argv)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(PF._resp_command("AUTH", password) + PF._resp_command(*args))
+        time.sleep(0.2)
+        return sock.recv(1 << 20)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.fail("redis-server missing (scripts/bootstrap.sh installs Debian's redis-server)", pytrace=False)
+    workdir = tmp_path_factory.mktemp("redis")
+    password = secrets.token_hex(16)
+    port = free_port()
+    conf = workdir / "redis.conf"
+    conf.write_text(
+        f"bind 127.0.0.1\nport {port}\nsave \"\"\nappendonly no\ndir {workdir}\nrequirepass {password}\n"
+    )
+    os.chmod(conf, 0o600)
+    proc = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while b"+PONG" not in _try(lambda: redis_command(port, password, "PING")):
+        assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.1)
+    yield {"port": port, "password": password}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _try(func):
+    try:
+        return func()
+    except OSError:
+        return b""
+
+
+@pytest.fixture(scope="module")
+def stubs():
+    pair = [Stub("llm01"), Stub("llm02")]
+    yield pair
+    for stub in pair:
+        stub.stop()
+
+
+class Gateway:
+    """One LiteLLM proxy with the formula's config and env; stopped by PID."""
+
+    def __init__(self, venv, workdir, settings, env_extra):
+        self.key = settings["master_key"]
+        self.port = settings["bind_port"]
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "config.yaml"
+        config.write_text(litellm_config.config_text(settings))
+        self.log = workdir / "litellm.log"
+        env = {
+            "PATH": f"{venv}/bin:/usr/bin:/bin",
+            "HOME": str(workdir),
+            "LITELLM_MASTER_KEY": self.key,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "OLLAMA_API_BASE": settings["backends"][0],
+            "LITELLM_MODE": "PRODUCTION",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_TELEMETRY_DISABLED": "true",
+            **env_extra,
+        }
+        argv = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
+                "--port", str(self.port), "--num_workers", "1"]
+        with open(self.log, "wb") as log_file:
+            self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def wait_ready(self):
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if self.request("GET", "/health/readiness")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"LiteLLM not ready:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def request(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
+        try:
+            conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+    def chat(self, model, text):
+        return self.request("POST", "/v1/chat/completions",
+                            {"model": model, "messages": [{"role": "user", "content": text}]})
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+
+
+def make_pair(workdir, stubs, redis=None):
+    """Two gateways with the same settings (and the same Redis, when given); not yet ready."""
+    venv = ensure_venv()
+    key = "sk-" + secrets.token_hex(24)
+    gateways = []
+    for name in ("gw1", "gw2"):
+        layer = {
+            "bind_host": "127.0.0.1",
+            "bind_port": free_port(),
+            "backends": [s.url for s in stubs],
+            "models": MODELS,
+            "master_key": key,
+            "routing_strategy": "usage-based-routing-v2",
+            "request_timeout": 15,
+            # background checks on, as in a real deployment: they must not eat the budget
+            "health_check_interval": 5,
+        }
+        env = {}
+        if redis:
+            layer["redis"] = {"host": "127.0.0.1", "port": redis["port"], "password": redis["password"]}
+            env["REDIS_PASSWORD"] = redis["password"]
+        settings = merged(layer)
+        assert litellm_config.check_settings(settings) == []
+        gateways.append(Gateway(venv, workdir / name, settings, env))
+    return gateways
+
+
+@pytest.fixture(scope="module")
+def pairs(redis_server, stubs, tmp_path_factory):
+    """Both pairs started at once (the CPU-bound start overlaps): with Redis and without."""
+    workdir = tmp_path_factory.mktemp("gateways")
+    started = {}
+    try:
+        started["redis"] = make_pair(workdir / "redis", stubs, redis_server)
+        started["none"] = make_pair(workdir / "none", stubs)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(Gateway.wait_ready, [gw for pair in started.values() for gw in pair]))
+        yield started
+    finally:
+        for pair in started.values():
+            for gw in pair:
+                gw.stop()
+
+
+def wait_for_a_fresh_minute_window(needed=15):
+    """LiteLLM counts rpm per UTC minute: start where the window will not turn meanwhile."""
+    second = datetime.datetime.now(datetime.timezone.utc).second
+    if second > 60 - needed:
+        time.sleep(60.5 - second)
+
+
+def spend_the_budget(first, second):
+    """Chat with the limited alias on ``first`` until 429, then ask ``second``: the codes."""
+    wait_for_a_fresh_minute_window()
+    served_by_first = 0
+    for index in range(4 * RPM):
+        status, body = first.chat(LIMITED, f"first {index}")
+        if status != 200:
+            assert status == 429, body[:500]
+            assert b"No deployments available" in body, body[:500]
+            break
+        served_by_first += 1
+    else:
+        pytest.fail(f"the first gateway never refused after {4 * RPM} requests (rpm {RPM} per backend)")
+    time.sleep(0.5)  # LiteLLM syncs its in-memory counters to Redis every 0.1 s
+    second_codes = [second.chat(LIMITED, f"second {index}")[0] for index in range(served_by_first)]
+    # the other alias has no limit: unaffected
+    assert first.chat("chat-small", "unlimited")[0] == 200
+    return served_by_first, second_codes
+
+
+@pytest.mark.parametrize("shared", ["redis", "none"])
+def test_a_per_model_rate_limit_is_counted_across_gateways_only_with_redis(shared, pairs, redis_server):
+    served, second_codes = spend_the_budget(*pairs[shared])
+    print(f"\n{shared}: first gateway served {served} then 429; second gateway: {second_codes}")
+    assert served >= 1
+    if shared == "redis":
+        # the budget the first gateway used up is refused by the second
+        assert second_codes == [429] * served
+        keys = redis_command(redis_server["port"], redis_server["password"], "KEYS", "*:rpm:*")
+        assert LIMITED.encode() in keys, keys[:500]
+    else:
+        # each gateway counts alone: the second serves a budget of its own
+        assert second_codes == [200] * served
