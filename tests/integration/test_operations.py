@@ -51,11 +51,16 @@ def _settings(test_site, **changes):
 
 @pytest.fixture(scope="module")
 def deployed(apply, host, test_site):
-    """The default site, deployed (earlier modules may have cleaned it); restored at the end."""
+    """The site as earlier modules left it, deployed; at the end its pillar is back and the host bare."""
     original = copy.deepcopy(test_site.settings)
     apply.salt_ssh("state.apply", "litellm").assert_ok()
     yield
     test_site.write(original)
+    apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
+
+
+def _chat_body(test_site):
+    return {"model": test_site.settings["models"][0]["name"], "messages": [{"role": "user", "content": "hi"}]}
 
 
 class Poller:
@@ -153,7 +158,7 @@ def test_a_failed_upgrade_goes_back_to_the_previous_venv_by_itself(deployed, app
     journal = host.run(["journalctl", "-u", "litellm", "--after-cursor", cursor, "--no-pager", "-o", "cat"]).stdout
     assert "uvicorn" in journal, journal[-2000:]  # why the broken release never became ready
     status, _, body = gateway_request(gateway_port, "POST", "/v1/chat/completions", key=test_site.master_key,
-                                      body={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]})
+                                      body=_chat_body(test_site))
     assert status == 200, body
     # pillar back on the good version: nothing to do
     again = apply.salt_ssh("state.apply", "litellm").assert_ok()
@@ -222,7 +227,7 @@ def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site
     apply.salt_ssh("state.apply", "litellm").assert_ok()
     pid = service_show(host, "MainPID")["MainPID"]
     gateway_request(gateway_port, "POST", "/v1/chat/completions", key=test_site.master_key,
-                    body={"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]})
+                    body=_chat_body(test_site))
     lines = host.run(["journalctl", f"_PID={pid}", "--no-pager", "-o", "cat"]).stdout.splitlines()
     lines = [line for line in lines if line.strip()]
     # LiteLLM prints its banner with print() while it starts; every log record, and everything after
