@@ -7,6 +7,7 @@ itself) does the install; pip only bootstraps uv. Credentials that may sit in
 a package index URL go through the environment, never on a command line.
 """
 
+import glob
 import hashlib
 import logging
 import os
@@ -18,6 +19,10 @@ __virtualname__ = "litellm_venv"
 
 MARKER = ".litellm-salt-lock.sha256"
 UV_CACHE_DIR = "/var/cache/litellm-salt/uv"
+# pip's wheel as Debian's python3-venv ships it for ensurepip. pip runs from
+# the wheel itself (``python pip-X.whl/pip``): installing uv that way into a
+# venv made ``--without-pip`` skips ensurepip (measured: ~3.5 s of ~20 s).
+PIP_WHEEL_GLOB = "/usr/share/python-wheels/pip-*.whl"
 
 
 def __virtual__():
@@ -108,6 +113,12 @@ def status(name, lock_file):
     return {"installed": bool(wanted) and current == wanted and complete, "wanted": wanted, "current": current}
 
 
+def _bundled_pip_wheel():
+    """The newest pip wheel the OS ships for ensurepip, or None."""
+    wheels = sorted(glob.glob(PIP_WHEEL_GLOB))
+    return wheels[-1] if wheels else None
+
+
 def _run(argv, env, what):
     result = __salt__["cmd.run_all"](argv, env=env, python_shell=False, output_loglevel="quiet", ignore_retcode=True)
     if result["retcode"] != 0:
@@ -134,17 +145,22 @@ def install(name, lock_file, python="/usr/bin/python3", index_url="", extra_inde
     venv_python = os.path.join(name, "bin", "python")
     uv = os.path.join(name, "bin", "uv")
     if not os.path.exists(venv_python):
-        _run([python, "-m", "venv", name], env, f"creating the venv {name} with {python}")
+        _run([python, "-m", "venv", "--without-pip", name], env, f"creating the venv {name} with {python}")
     if not os.path.exists(uv):
         uv_block = requirement_block(lock_text, "uv")
         if uv_block is None:
             raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
-        _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+        wheel = _bundled_pip_wheel()
+        if wheel:
+            pip = [venv_python, os.path.join(wheel, "pip")]
+        else:
+            _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+            pip = [venv_python, "-m", "pip"]
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
             handle.write(uv_block)
         try:
             _run(
-                [venv_python, "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
+                [*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
                 env,
                 "installing uv (pinned in the lock) with pip",
             )

@@ -70,16 +70,22 @@ def test_status_compares_the_recorded_digest(tmp_path):
     assert litellm_venv.status(str(venv), str(lock))["installed"] is False
 
 
-def test_install_creates_bootstraps_syncs_then_records(tmp_path, run_all):
+@pytest.mark.parametrize("bundled_wheel", [True, False], ids=["pip-wheel-of-the-os", "ensurepip"])
+def test_install_creates_bootstraps_syncs_then_records(tmp_path, run_all, monkeypatch, bundled_wheel):
     lock = tmp_path / "requirements.lock"
     lock.write_text(LOCK)
     venv = tmp_path / "venv"
+    wheel = tmp_path / "python-wheels" / "pip-23.0.1-py3-none-any.whl"
+    if bundled_wheel:
+        wheel.parent.mkdir()
+        wheel.write_text("")
+    monkeypatch.setattr(litellm_venv, "PIP_WHEEL_GLOB", str(tmp_path / "python-wheels" / "pip-*.whl"))
 
     def fake(argv, **kwargs):
         if argv[1:3] == ["-m", "venv"]:
             (venv / "bin").mkdir(parents=True)
             (venv / "bin" / "python").write_text("")
-        if "--require-hashes" in argv and "pip" in argv and "sync" not in argv:
+        if "--require-hashes" in argv and "install" in argv and "sync" not in argv:
             (venv / "bin" / "uv").write_text("")
         if "sync" in argv:
             (venv / "bin" / "litellm").write_text("")
@@ -89,12 +95,15 @@ def test_install_creates_bootstraps_syncs_then_records(tmp_path, run_all):
     run_all.side_effect = fake
     result = litellm_venv.install(str(venv), str(lock), index_url="https://u:p@mirror/simple")
     steps = [call.args[0] for call in run_all.call_args_list]
-    assert steps[0][1:] == ["-m", "venv", str(venv)]
-    assert steps[1][1:] == ["-m", "ensurepip", "--default-pip"]
-    assert steps[2][1:7] == ["-m", "pip", "install", "-q", "--require-hashes", "--no-deps"]
-    assert steps[3][:3] == [str(venv / "bin" / "uv"), "pip", "sync"]
-    assert "--compile-bytecode" in steps[3] and "--require-hashes" in steps[3]
-    assert run_all.call_args_list[3].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
+    assert steps.pop(0)[1:] == ["-m", "venv", "--without-pip", str(venv)]
+    if bundled_wheel:
+        assert steps[0][1:6] == [f"{wheel}/pip", "install", "-q", "--require-hashes", "--no-deps"]
+    else:
+        assert steps.pop(0)[1:] == ["-m", "ensurepip", "--default-pip"]
+        assert steps[0][1:7] == ["-m", "pip", "install", "-q", "--require-hashes", "--no-deps"]
+    assert steps[1][:3] == [str(venv / "bin" / "uv"), "pip", "sync"]
+    assert "--compile-bytecode" in steps[1] and "--require-hashes" in steps[1]
+    assert run_all.call_args_list[-1].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
     assert result["installed"] is True
 
 
