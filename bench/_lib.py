@@ -147,7 +147,10 @@ class StateRun:
         return {sid: st.get("comment") for sid, st in self.states.items() if st.get("result") is False}
 
     def ok(self):
-        return self.returncode == 0 and isinstance(self.data, dict) and not self.failed()
+        """Exit 0 and an answer; for a state run, no state failed."""
+        if self.returncode != 0 or self.data is None:
+            return False
+        return not isinstance(self.data, dict) or not self.failed()
 
     def assert_ok(self, what):
         if not self.ok():
