@@ -302,6 +302,13 @@ class BenchSite:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _terminate(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")  # runs the finally/with clean-ups
+
+
+signal.signal(signal.SIGTERM, _terminate)
+
+
 def header(title):
     print(f"\n== {title} ==")
     print(f"machine: {MACHINE}, {time.strftime('%Y-%m-%d %H:%M')}, load avg {os.getloadavg()[0]:.2f}\n", flush=True)

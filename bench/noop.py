@@ -73,7 +73,12 @@ def main_pid(site):
 def parse_trace(path, names):
     """(destinations Counter, programs run that could reach an index)."""
     dests, programs = collections.Counter(), collections.Counter()
+    running = {}  # pid -> the last program it executed
     for line in Path(path).read_text(errors="replace").splitlines():
+        pid = line.split(None, 1)[0]
+        started = re.search(r'execve\("[^"]+", \[(.*?)\]', line)
+        if started and line.rstrip().endswith("= 0"):
+            running[pid] = started.group(1).replace('"', "")[:60]
         match = CONNECT_RE.search(line)
         if match:
             family, rest = match.groups()
@@ -85,7 +90,8 @@ def parse_trace(path, names):
                     continue
                 port, addr = int(inet.group(1)), inet.group(2) or inet.group(3)
                 loop = addr.startswith("127.") or addr == "::1"
-                where = f"{addr}:{port}" + (f" ({names.get(port, '?')})" if loop else " NOT LOOPBACK")
+                where = f"{addr}:{port}" + (
+                    f" ({names.get(port, '?')})" if loop else f" NOT LOOPBACK, by {running.get(pid, '?')}")
                 dests[where] += 1
             else:
                 dests[family] += 1
