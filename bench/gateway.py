@@ -190,17 +190,24 @@ def wait_ready(url, timeout=240, proc_check=None):
 
 
 def unit_rss(site, unit):
-    """[(pid, rss MiB, command)] of the unit's processes (inside the container)."""
-    cgroup = site.host.run(["systemctl", "show", "-P", "ControlGroup", unit]).stdout.strip()
-    pids = site.host.run(["cat", f"/sys/fs/cgroup{cgroup}/cgroup.procs"], check=False).stdout.split()
-    if not pids:
-        return []
-    out = site.host.run(["ps", "-o", "pid=,rss=,args=", "-p", ",".join(pids)], check=False).stdout
+    """[(pid, RSS MiB, command)] of the unit's processes, read from this machine's /proc."""
+    ns = os.readlink(f"/proc/{site.host.pid1}/ns/pid")
     rows = []
-    for line in out.splitlines():
-        pid, rss, args = line.split(None, 2)
-        rows.append((int(pid), int(rss) / 1024, args))
-    return rows
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{entry}/cgroup") as handle:
+                if not re.search(rf"/{re.escape(unit)}\.service$", handle.read(), re.M):
+                    continue
+            with open(f"/proc/{entry}/status") as handle:
+                rss = int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1)) / 1024
+        except (OSError, AttributeError):
+            continue
+        rows.append((int(entry), rss, ""))
+    return sorted(rows)
 
 
 def describe_rss(rows):
