@@ -32,6 +32,7 @@ ROUTING_STRATEGIES = (
 )
 PROVIDERS = {"ollama": "ollama_chat"}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SERVERS = ("gunicorn", "uvicorn")
 MIN_MASTER_KEY_LENGTH = 32
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -252,7 +253,9 @@ def _check_service(errors, service):
     if not isinstance(service, dict):
         errors.append(f"litellm:service: must be a mapping, got {_describe(service)}")
         return
-    unknown = sorted(set(service) - {"name", "user", "group", "workers", "log_level", "ready_timeout"})
+    unknown = sorted(
+        set(service) - {"name", "user", "group", "workers", "server", "max_requests", "log_level", "ready_timeout"}
+    )
     if unknown:
         errors.append(f"litellm:service: unknown key(s) {', '.join(map(str, unknown))}")
     for key in ("name", "user", "group"):
@@ -263,6 +266,16 @@ def _check_service(errors, service):
         errors.append("litellm:service:user: must not be root")
     _check_int(errors, "service:workers", service.get("workers"), 1, 64)
     _check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
+    if service.get("server", "gunicorn") not in SERVERS:
+        errors.append(
+            f"litellm:service:server: must be one of {', '.join(SERVERS)}, got {_describe(service.get('server'))}"
+        )
+    max_requests = service.get("max_requests", 0)
+    _check_int(errors, "service:max_requests", max_requests, 0, 10**9)
+    if _is_int(max_requests) and max_requests > 0 and service.get("workers") == 1:
+        errors.append(
+            "litellm:service:max_requests: needs workers >= 2 (one worker stops serving while it is replaced)"
+        )
     if service.get("log_level") not in LOG_LEVELS:
         errors.append(
             f"litellm:service:log_level: must be one of {', '.join(LOG_LEVELS)}, "
