@@ -294,9 +294,10 @@ def measure(site, variant, duration, workdir, target=TARGET_REQUESTS):
     served = WARMUP + N_C1
     rps, total, errors, wrk_cpu = wrk(variant.url, key, duration, workdir)
     served += total
-    if served < target:
-        more = max(2, int((target - served) / max(rps, 1) * 1.1) + 1)
-        _, extra, extra_errors, _ = wrk(variant.url, key, more, workdir)
+    pace = rps  # top up with wrk until `target` requests were served
+    while served < target:
+        more = max(2, int((target - served) / max(pace, 1) * 1.1) + 1)
+        pace, extra, extra_errors, _ = wrk(variant.url, key, more, workdir)
         served += extra
         errors += extra_errors
     rss_after = unit_rss(site, variant.unit)
