@@ -234,7 +234,10 @@ def make_variants(site, sweep):
     exec_line = next(line for line in deployed.splitlines() if line.startswith("ExecStart="))
     host.run(["mkdir", "-p", BENCH_DIR])
     config = json.loads(json.dumps(_yaml(host.run(["cat", "/etc/litellm/config.yaml"]).stdout)))
-    stock_config = {"model_list": config["model_list"], "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"}}
+    stock_config = {
+        "model_list": config["model_list"],
+        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+    }
     host.run(["tee", f"{BENCH_DIR}/stock.yaml"], input=json.dumps(stock_config, indent=2))
     env = (f"LITELLM_MASTER_KEY={site.master_key}\nLITELLM_LOCAL_MODEL_COST_MAP=True\n"
            f"OLLAMA_API_BASE={site.stubs[0].url}\n")

@@ -188,7 +188,6 @@ def main(argv=None):
                 traced_salt_ssh(site, Path(tmp) / "ssh.trace")
                 traces["salt-ssh"] = parse_trace(Path(tmp) / "ssh.trace", names)
 
-    floors = {"call": median([e for e, _ in rows["salt-call --local test.ping"]])}
     out = []
     ok = not problems
     for label, how, cm, call in plan:
@@ -210,14 +209,14 @@ def main(argv=None):
                     changes, goal, check])
     print(f"\n{args.rounds} rounds (+1 warm-up), seconds of wall time")
     table(["command", "p50", "p95", "min", "x test.ping", "changes", "goal (p50)", "verdict"], out)
-    del floors
     for where, (dests, programs) in traces.items():
         external = [d for d in dests if "NOT LOOPBACK" in d]
-        ok = ok and not external and not programs
+        clean = not external and not programs
+        ok = ok and clean
         print(f"\nno-op {where} under strace: connect() by destination")
         table(["destination", "connects"], [[d, n] for d, n in sorted(dests.items())] or [["(none)", 0]])
         print(f"non-loopback destinations: {len(external)}; pip/uv/apt/curl/wget run: "
-              f"{sum(programs.values())} {dict(programs) if programs else ''} -> {verdict(not external and not programs)}")
+              f"{sum(programs.values())} {dict(programs) if programs else ''} -> {verdict(clean)}")
     for problem in problems:
         print("PROBLEM:", problem)
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: {'PASS' if ok else 'FAIL'}")
