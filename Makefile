@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VERSION ?= 1.108.7
 
-.PHONY: bootstrap demo demo-down test test-unit lock clean-state
+.PHONY: bootstrap demo demo-down test test-unit bench lock clean-state
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,6 +24,13 @@ test: bootstrap
 
 test-unit: bootstrap
 	$(PY) -m pytest tests/unit tests/functional $(PYTEST_ARGS)
+
+## bench: benchmarks on local systemd hosts (baseline and formula side by side,
+## tables with ratios and goals): cold deploy, no-op re-apply, gateway under load.
+## Each script builds and stops its own host; all run even when one misses a goal.
+bench: bootstrap
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	@rc=0; for b in deploy noop gateway; do $(PY) bench/$$b.py || rc=1; done; exit $$rc
 
 ## lock: regenerate the hashed lock of a LiteLLM version (make lock VERSION=x.y.z)
 lock: bootstrap

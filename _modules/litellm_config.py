@@ -37,6 +37,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 CA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SERVERS = ("gunicorn", "uvicorn")
 MIN_MASTER_KEY_LENGTH = 32
 MIN_REDIS_PASSWORD_LENGTH = 16
 REDIS_KEYS = {"host", "port", "password", "server", "bind", "maxmemory_mib"}
@@ -332,7 +333,10 @@ def _check_service(errors, service):
     if not isinstance(service, dict):
         errors.append(f"litellm:service: must be a mapping, got {_describe(service)}")
         return
-    unknown = sorted(set(service) - {"name", "user", "group", "workers", "log_level", "log_format", "ready_timeout"})
+    unknown = sorted(
+        set(service)
+        - {"name", "user", "group", "workers", "server", "max_requests", "log_level", "log_format", "ready_timeout"}
+    )
     if unknown:
         errors.append(f"litellm:service: unknown key(s) {', '.join(map(str, unknown))}")
     for key in ("name", "user", "group"):
@@ -343,6 +347,16 @@ def _check_service(errors, service):
         errors.append("litellm:service:user: must not be root")
     _check_int(errors, "service:workers", service.get("workers"), 1, 64)
     _check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
+    if service.get("server", "gunicorn") not in SERVERS:
+        errors.append(
+            f"litellm:service:server: must be one of {', '.join(SERVERS)}, got {_describe(service.get('server'))}"
+        )
+    max_requests = service.get("max_requests", 0)
+    _check_int(errors, "service:max_requests", max_requests, 0, 10**9)
+    if _is_int(max_requests) and max_requests > 0 and service.get("workers") == 1:
+        errors.append(
+            "litellm:service:max_requests: needs workers >= 2 (one worker stops serving while it is replaced)"
+        )
     if service.get("log_level") not in LOG_LEVELS:
         errors.append(
             f"litellm:service:log_level: must be one of {', '.join(LOG_LEVELS)}, "
@@ -352,6 +366,11 @@ def _check_service(errors, service):
         errors.append(
             f"litellm:service:log_format: must be one of {', '.join(LOG_FORMATS)}, "
             f"got {_describe(service.get('log_format'))}"
+        )
+    elif service.get("log_format") == "json" and service.get("server", "gunicorn") == "gunicorn":
+        errors.append(
+            "litellm:service:log_format: json needs litellm:service:server: uvicorn "
+            "(under gunicorn LiteLLM writes the access log and gunicorn's own lines as text)"
         )
 
 

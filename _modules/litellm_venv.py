@@ -14,6 +14,7 @@ itself) does the install; pip only bootstraps uv. Credentials that may sit in
 a package index URL go through the environment, never on a command line.
 """
 
+import glob
 import hashlib
 import logging
 import os
@@ -31,6 +32,10 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LOCK_IN_RELEASE = "requirements.lock"
 #: a release must import the proxy before it goes live
 VERIFY_IMPORT = "import litellm.proxy.proxy_server"
+# pip's wheel as Debian's python3-venv ships it for ensurepip. pip runs from
+# the wheel itself (``python pip-X.whl/pip``): installing uv that way into a
+# venv made ``--without-pip`` skips ensurepip (measured: ~3.5 s of ~20 s).
+PIP_WHEEL_GLOB = "/usr/share/python-wheels/pip-*.whl"
 
 
 def __virtual__():
@@ -162,6 +167,12 @@ def status(name, lock_file):
     }
 
 
+def _bundled_pip_wheel():
+    """The newest pip wheel the OS ships for ensurepip, or None."""
+    wheels = sorted(glob.glob(PIP_WHEEL_GLOB))
+    return wheels[-1] if wheels else None
+
+
 def _run(argv, env, what):
     result = __salt__["cmd.run_all"](argv, env=env, python_shell=False, output_loglevel="quiet", ignore_retcode=True)
     if result["retcode"] != 0:
@@ -197,16 +208,21 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
     env = installer_env(index_url, extra_index_urls or [], ca_bundle)
     venv_python = os.path.join(release, "bin", "python")
     uv = os.path.join(release, "bin", "uv")
-    _run([python, "-m", "venv", release], env, f"creating the venv {release} with {python}")
+    _run([python, "-m", "venv", "--without-pip", release], env, f"creating the venv {release} with {python}")
     uv_block = requirement_block(lock_text, "uv")
     if uv_block is None:
         raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
-    _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+    wheel = _bundled_pip_wheel()
+    if wheel:
+        pip = [venv_python, os.path.join(wheel, "pip")]
+    else:
+        _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+        pip = [venv_python, "-m", "pip"]
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(uv_block)
     try:
         _run(
-            [venv_python, "-m", "pip", "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
+            [*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
             env,
             "installing uv (pinned in the lock) with pip",
         )

@@ -223,23 +223,26 @@ def test_master_key_rotation_rewrites_only_the_env_and_restarts_once(deployed, a
 
 
 def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site, gateway_port):
-    test_site.write(_settings(test_site, service__log_format="json", service__log_level="INFO"))
+    cursor = journal_cursor(host)
+    test_site.write(_settings(test_site, service__log_format="json", service__log_level="INFO",
+                              service__server="uvicorn"))
     apply.salt_ssh("state.apply", "litellm").assert_ok()
-    pid = service_show(host, "MainPID")["MainPID"]
     gateway_request(gateway_port, "POST", "/v1/chat/completions", key=test_site.master_key,
                     body=_chat_body(test_site))
-    lines = host.run(["journalctl", f"_PID={pid}", "--no-pager", "-o", "cat"]).stdout.splitlines()
-    lines = [line for line in lines if line.strip()]
-    # LiteLLM prints its banner with print() while it starts; every log record, and everything after
-    # start-up, is one JSON object
-    started = next(i for i, line in enumerate(lines) if '"Application startup complete."' in line)
+    time.sleep(1)
+    out = host.run(["journalctl", "_SYSTEMD_UNIT=litellm.service", "--after-cursor", cursor, "--no-pager", "-o", "cat"])
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    # LiteLLM prints its banner with print() while each worker starts; every log record, and everything
+    # once the last worker is up, is one JSON object
+    started = max(i for i, line in enumerate(lines) if '"Application startup complete."' in line)
     records = [json.loads(line) for line in lines[started:]]
     assert all(isinstance(item, dict) and {"message", "level", "timestamp"} <= set(item) for item in records)
     assert any('"POST /v1/chat/completions HTTP/1.1" 200' in item["message"] for item in records), lines[-5:]
     before = [line for line in lines[:started] if line.lstrip().startswith("{")]
-    assert all(json.loads(line)["level"] for line in before)
+    assert before and all(json.loads(line)["level"] for line in before)
     assert not any("Give Feedback" in line for line in lines)
-    test_site.write(_settings(test_site, service__log_format="text", service__log_level="ERROR"))
+    test_site.write(_settings(test_site, service__log_format="text", service__log_level="ERROR",
+                              service__server="gunicorn"))
     apply.salt_ssh("state.apply", "litellm").assert_ok()
 
 

@@ -105,7 +105,7 @@ def _fake_installer(release):
         if argv[1:3] == ["-m", "venv"]:
             (release / "bin").mkdir(parents=True)
             (release / "bin" / "python").write_text("")
-        if "--require-hashes" in argv and "pip" in argv and "sync" not in argv:
+        if "--require-hashes" in argv and "install" in argv and "sync" not in argv:
             (release / "bin" / "uv").write_text("")
         if "sync" in argv:
             (release / "bin" / "litellm").write_text("")
@@ -115,7 +115,13 @@ def _fake_installer(release):
     return fake
 
 
-def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, run_all):
+@pytest.mark.parametrize("bundled_wheel", [True, False], ids=["pip-wheel-of-the-os", "ensurepip"])
+def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, run_all, monkeypatch, bundled_wheel):
+    wheel = tmp_path / "python-wheels" / "pip-23.0.1-py3-none-any.whl"
+    if bundled_wheel:
+        wheel.parent.mkdir()
+        wheel.write_text("")
+    monkeypatch.setattr(litellm_venv, "PIP_WHEEL_GLOB", str(tmp_path / "python-wheels" / "pip-*.whl"))
     lock = tmp_path / "litellm.lock"
     lock.write_text(LOCK)
     venv = tmp_path / "venv"
@@ -126,13 +132,16 @@ def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, 
     run_all.side_effect = _fake_installer(release)
     result = litellm_venv.install(str(venv), str(lock), index_url="https://u:p@mirror/simple")
     steps = [call.args[0] for call in run_all.call_args_list]
-    assert steps[0][1:] == ["-m", "venv", str(release)]
-    assert steps[1][1:] == ["-m", "ensurepip", "--default-pip"]
-    assert steps[2][1:7] == ["-m", "pip", "install", "-q", "--require-hashes", "--no-deps"]
-    assert steps[3][:3] == [str(release / "bin" / "uv"), "pip", "sync"]
-    assert "--compile-bytecode" in steps[3] and "--require-hashes" in steps[3]
-    assert steps[4][1:] == ["-c", litellm_venv.VERIFY_IMPORT]
-    assert run_all.call_args_list[3].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
+    assert steps.pop(0)[1:] == ["-m", "venv", "--without-pip", str(release)]
+    if bundled_wheel:
+        assert steps[0][1:6] == [f"{wheel}/pip", "install", "-q", "--require-hashes", "--no-deps"]
+    else:
+        assert steps.pop(0)[1:] == ["-m", "ensurepip", "--default-pip"]
+        assert steps[0][1:7] == ["-m", "pip", "install", "-q", "--require-hashes", "--no-deps"]
+    assert steps[1][:3] == [str(release / "bin" / "uv"), "pip", "sync"]
+    assert "--compile-bytecode" in steps[1] and "--require-hashes" in steps[1]
+    assert steps[2][1:] == ["-c", litellm_venv.VERIFY_IMPORT]
+    assert run_all.call_args_list[-1].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
     assert result["installed"] is True and result["built"] is True
     assert result["previous"] == str(old)
     assert os.readlink(venv) == str(release)

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""
+Cold deploy: a bare container to "smoke passed" with salt-ssh, broken down,
+and the formula's venv installer against a plain ``pip install litellm[proxy]``.
+
+Boots a fresh systemd-nspawn host (the cached bookworm rootfs: OS packages
+cached, no LiteLLM, cold uv and pip caches), starts two stand-in Ollama
+servers and runs ``salt-ssh gateway state.apply litellm``. The apply is split
+by the states' own durations: validate, preflight, OS packages (user, group,
+pkg), venv install (the hashed lock with uv), config (rendered, checked by
+LiteLLM, written), start to ready (unit, daemon-reload, service, readiness),
+smoke; "ship/thin + render" is the rest of the wall time (ssh, the thin and
+the state tarball, rendering on the target). Then, in the same container,
+the baseline: ``python3 -m venv`` + ``pip install 'litellm[proxy]==1.108.7'``
+(same version as the lock, pip's defaults, cold cache, same index and CA).
+The formula runs first so any warm-up (the index's proxy, the page cache)
+favours the baseline. Each round uses a new container.
+
+    .venv/bin/python bench/deploy.py [--rounds 1]
+
+Goals (issue 5): venv install <= 1/5 of plain pip; cold deploy <= 60 s.
+Exit status 0 when both are met in every round.
+"""
+
+import argparse
+import sys
+import time
+
+from _lib import BenchSite, header, table, verdict
+
+VERSION = "1.108.7"
+GOAL_VENV_RATIO = 0.2
+GOAL_DEPLOY_S = 60.0
+PHASES = (
+    ("validate", ("litellm-validate",)),
+    ("preflight", ("litellm-preflight",)),
+    ("OS packages (user, pkg)", ("litellm-package-install-group", "litellm-package-install-user",
+                                 "litellm-package-install-pkg")),
+    ("venv install", ("litellm-package-install-lock", "litellm-package-install-venv")),
+    ("config (checked by LiteLLM)", ("litellm-config",)),
+    ("start to ready", ("litellm-service",)),
+    ("smoke", ("litellm-smoke",)),
+)
+
+
+def phase_of(state_id):
+    for label, prefixes in PHASES:
+        if state_id.startswith(prefixes):
+            return label
+    return "other states"
+
+
+def plain_pip(site):
+    """The baseline in the same container: a venv and pip's own install of litellm[proxy]."""
+    env = {
+        "PIP_CERT": "/etc/litellm-test/ca-bundle.crt",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+    }
+    t0 = time.monotonic()
+    site.host.run(["python3", "-m", "venv", "/opt/plain-pip"], env=env, timeout=600)
+    t1 = time.monotonic()
+    site.host.run(
+        ["/opt/plain-pip/bin/pip", "install", "-q", f"litellm[proxy]=={VERSION}"], env=env, timeout=1800
+    )
+    t2 = time.monotonic()
+    size = site.host.run(["du", "-sm", "/opt/plain-pip"]).stdout.split()[0]
+    return {"venv": t1 - t0, "install": t2 - t1, "total": t2 - t0, "size_mb": int(size)}
+
+
+def one_round(index):
+    with BenchSite(f"deploy{index}") as site:
+        run = site.salt_ssh("state.apply", "litellm")
+        run.assert_ok("the cold deploy")
+        phases = {label: 0.0 for label, _ in PHASES}
+        for state_id, state in run.states.items():
+            label = phase_of(state_id)
+            phases[label] = phases.get(label, 0.0) + float(state.get("duration") or 0) / 1000
+        phases["ship/thin + render"] = run.elapsed - sum(phases.values())
+        formula_size = site.host.run(["du", "-sm", "/opt/litellm/venv"]).stdout.split()[0]
+        baseline = plain_pip(site)
+        return {
+            "boot": site.timings["boot"],
+            "apply": run.elapsed,
+            "phases": phases,
+            "changed": len(run.changed()),
+            "formula_size_mb": int(formula_size),
+            "pip": baseline,
+        }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1, help="fresh containers, one deploy each (default 1)")
+    args = parser.parse_args(argv)
+    header("cold deploy (salt-ssh, bare container to smoke passed) and venv install vs plain pip")
+    t0 = time.monotonic()
+    rounds = []
+    for index in range(1, args.rounds + 1):
+        rounds.append(one_round(index))
+        print(f"round {index} done ({time.monotonic() - t0:.0f} s)", flush=True)
+
+    ok = True
+    for index, r in enumerate(rounds, 1):
+        print(f"\nround {index}: {r['changed']} states changed")
+        total = r["boot"] + r["apply"]
+        rows = [["container boot (systemd up, sshd)", f"{r['boot']:.1f}", ""]]
+        order = ["ship/thin + render"] + [label for label, _ in PHASES] + ["other states"]
+        for label in order:
+            if label in r["phases"] and (label != "other states" or r["phases"][label]):
+                rows.append([label, f"{r['phases'][label]:.1f}", f"{r['phases'][label] / total:.0%}"])
+        rows.append(["salt-ssh state.apply (wall)", f"{r['apply']:.1f}", ""])
+        rows.append(["bare container to smoke passed", f"{total:.1f}", "100%"])
+        table(["phase", "seconds", "share"], rows)
+
+        venv_s = r["phases"]["venv install"]
+        pip = r["pip"]
+        venv_ratio = venv_s / pip["total"]
+        deploy_ok = total <= GOAL_DEPLOY_S
+        venv_ok = venv_ratio <= GOAL_VENV_RATIO
+        ok = ok and deploy_ok and venv_ok
+        print()
+        table(
+            ["venv install", "seconds", "venv MB", "ratio to plain pip", "goal", "verdict"],
+            [
+                [f"plain pip install litellm[proxy]=={VERSION} (venv {pip['venv']:.1f} s + pip "
+                 f"{pip['install']:.1f} s)", f"{pip['total']:.1f}", pip["size_mb"], "1.00", "", ""],
+                ["formula: hashed lock, uv, bytecode compiled", f"{venv_s:.1f}", r["formula_size_mb"],
+                 f"{venv_ratio:.2f}", f"<= {GOAL_VENV_RATIO:.2f}", verdict(venv_ok)],
+                ["cold deploy, bare container to smoke passed", f"{total:.1f}", "", "", f"<= {GOAL_DEPLOY_S:.0f} s",
+                 verdict(deploy_ok)],
+            ],
+        )
+    print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: {'PASS' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

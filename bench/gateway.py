@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""
+The gateway under load: the formula's deployed service against LiteLLM's
+stock start, in the same systemd-nspawn host, in front of two stand-in
+Ollama servers that answer at once (tests/ollama_stub.py, on loopback).
+
+Deploys the formula with salt-ssh, then runs each variant in turn (one at a
+time, so they do not share the 2 cores; every variant in the same run):
+
+* ``stock``: ``litellm --config stock.yaml`` as LiteLLM's docs start it (one
+  uvicorn worker, default logging) from the same venv, a transient unit run
+  as root; stock.yaml is the same model_list and master key with LiteLLM's
+  default router settings; its env has only what LiteLLM needs offline
+  (LITELLM_LOCAL_MODEL_COST_MAP, OLLAMA_API_BASE).
+* ``formula``: the deployed ``litellm.service`` as the formula's defaults
+  render it (config, env, hardened unit, ExecStart flags).
+* with ``--sweep``: candidates for the defaults, each a copy of the deployed
+  unit with only its ExecStart flags changed (uvicorn/gunicorn, workers,
+  worker recycling).
+
+Per variant: start to ready; overhead at concurrency 1 (sequential keep-alive
+requests through the gateway minus the median of the same requests sent to a
+backend directly: p50/p95); requests per second at concurrency 20 (wrk with a
+Lua POST script, 2 threads; its CPU time is printed to show it is not the
+bottleneck); RSS of every process of the unit after start and after 10,000
+requests; failover: 4 clients for 12 s, backend llm01 killed at 3 s and
+restarted at 7 s: success rate and time until llm01 serves again.
+
+    .venv/bin/python bench/gateway.py [--sweep] [--duration 15]
+
+Goals (issue 5): >= 1.5x stock throughput at concurrency 20; p95 overhead at
+concurrency 1 no worse than stock; failover 100 %.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from _lib import BenchSite, header, median, percentile, table, verdict
+
+VENV = "/opt/litellm/venv"
+BENCH_DIR = "/etc/litellm-bench"
+N_C1 = 400
+WARMUP = 100
+RECYCLE = 10000
+TARGET_REQUESTS = 10000
+CHAT = {"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def flags(server, workers, recycle=0):
+    parts = [f"--num_workers {workers}"]
+    if server == "gunicorn":
+        parts.append("--run_gunicorn")
+    if recycle:
+        parts.append(f"--max_requests_before_restart {recycle} --max_requests_before_restart_jitter {recycle // 10}")
+    return " ".join(parts)
+
+
+SWEEP = [
+    ("uvicorn x2", flags("uvicorn", 2)),
+    ("gunicorn x2", flags("gunicorn", 2)),
+    ("gunicorn x2, recycle 10k", flags("gunicorn", 2, RECYCLE)),
+    ("gunicorn x3", flags("gunicorn", 3)),
+]
+
+
+# --- clients ----------------------------------------------------------------------------
+
+
+def sequential(host, port, path, body, n, key=None):
+    """n keep-alive POSTs one after the other; latencies in ms (all must be 200)."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    payload = json.dumps(body)
+    out = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            conn.request("POST", path, body=payload, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            out.append((time.perf_counter() - t0) * 1000)
+            if response.status != 200:
+                raise SystemExit(f"POST {path} -> {response.status}")
+    finally:
+        conn.close()
+    return out
+
+
+def wrk(url, key, seconds, workdir, connections=20):
+    """wrk -t2 -cN: (requests per second, requests, errors, wrk's CPU seconds)."""
+    script = os.path.join(workdir, "post.lua")
+    with open(os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write(
+            'wrk.method = "POST"\n'
+            f"wrk.body = '{json.dumps(CHAT)}'\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script, f"{url}/v1/chat/completions"],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = done.stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    total = int(re.search(r"(\d+) requests in", text).group(1))
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", text))
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    if sock:
+        errors += sum(int(n) for n in sock.groups())
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return rps, total, errors, cpu
+
+
+def failover(url, key, stub, seconds=12.0, kill_at=3.0, restore_at=7.0, clients=4):
+    """Clients for `seconds`; stub killed at kill_at, restarted at restore_at."""
+    results, lock = [], threading.Lock()
+    start = time.monotonic()
+    stop = start + seconds
+    host, port = url.split("//")[1].split(":")
+
+    def client():
+        conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        while time.monotonic() < stop:
+            try:
+                conn.request("POST", "/v1/chat/completions", body=json.dumps(CHAT), headers=headers)
+                response = conn.getresponse()
+                response.read()
+                row = (time.monotonic() - start, response.status == 200,
+                       response.getheader("x-litellm-model-api-base") or "")
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection(host, int(port), timeout=30)
+                row = (time.monotonic() - start, False, "")
+            with lock:
+                results.append(row)
+        conn.close()
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(kill_at)
+    stub.stop()
+    time.sleep(restore_at - kill_at)
+    stub.start()
+    restored = time.monotonic() - start
+    for thread in threads:
+        thread.join()
+    ok = sum(1 for _, good, _ in results if good)
+    again = [t for t, good, base in results if good and t >= restored and base.endswith(f":{stub.port}")]
+    return {
+        "requests": len(results),
+        "ok": ok,
+        "rate": ok / len(results) if results else 0.0,
+        "reuse_s": (min(again) - restored) if again else None,
+        "window_s": seconds - restored,
+    }
+
+
+# --- the host side ----------------------------------------------------------------------
+
+
+def wait_ready(url, timeout=240, proc_check=None):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url + "/health/readiness", timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - t0
+        except OSError:
+            pass
+        if proc_check:
+            proc_check()
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def unit_rss(site, unit):
+    """[(pid, RSS MiB, command)] of the unit's processes, read from this machine's /proc."""
+    ns = os.readlink(f"/proc/{site.host.pid1}/ns/pid")
+    rows = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{entry}/cgroup") as handle:
+                if not re.search(rf"/{re.escape(unit)}\.service$", handle.read(), re.M):
+                    continue
+            with open(f"/proc/{entry}/status") as handle:
+                rss = int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1)) / 1024
+        except (OSError, AttributeError):
+            continue
+        rows.append((int(entry), rss, ""))
+    return sorted(rows)
+
+
+def describe_rss(rows):
+    """'total MiB (p1/p2/...)'."""
+    if not rows:
+        return "-"
+    return f"{sum(r for _, r, _ in rows):.0f} ({'/'.join(f'{r:.0f}' for _, r, _ in rows)})"
+
+
+class Variant:
+    def __init__(self, name, unit, url, start, stop):
+        self.name, self.unit, self.url, self._start, self._stop = name, unit, url, start, stop
+
+    def start(self):
+        self._start()
+
+    def stop(self):
+        self._stop()
+
+
+def make_variants(site, sweep):
+    host = site.host
+    deployed = host.run(["cat", "/etc/systemd/system/litellm.service"]).stdout
+    exec_line = next(line for line in deployed.splitlines() if line.startswith("ExecStart="))
+    host.run(["mkdir", "-p", BENCH_DIR])
+    config = json.loads(json.dumps(_yaml(host.run(["cat", "/etc/litellm/config.yaml"]).stdout)))
+    stock_config = {
+        "model_list": config["model_list"],
+        "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+    }
+    host.run(["tee", f"{BENCH_DIR}/stock.yaml"], input=json.dumps(stock_config, indent=2))
+    env = (f"LITELLM_MASTER_KEY={site.master_key}\nLITELLM_LOCAL_MODEL_COST_MAP=True\n"
+           f"OLLAMA_API_BASE={site.stubs[0].url}\n")
+    host.run(["sh", "-c", f"umask 077; cat > {BENCH_DIR}/stock.env"], input=env)
+    variants = []
+    stock_port = site.port + 1 if site.port < 65000 else site.port - 1
+
+    def stock_start():
+        host.run(["systemd-run", "--unit=litellm-stock", "--property=WorkingDirectory=/root",
+                  f"--property=EnvironmentFile={BENCH_DIR}/stock.env", "--setenv=HOME=/root",
+                  f"{VENV}/bin/litellm", "--config", f"{BENCH_DIR}/stock.yaml", "--host", "127.0.0.1",
+                  "--port", str(stock_port)])
+
+    def stock_stop():
+        host.run(["systemctl", "stop", "litellm-stock"], check=False)
+        host.run(["systemctl", "reset-failed", "litellm-stock"], check=False)
+
+    variants.append(Variant("stock: litellm --config (1 uvicorn worker, default logging)", "litellm-stock",
+                            f"http://127.0.0.1:{stock_port}", stock_start, stock_stop))
+    formula_flags = re.search(r"(--num_workers.*)$", exec_line).group(1)
+    variants.append(Variant(f"formula defaults ({formula_flags})", "litellm", site.url,
+                            lambda: host.run(["systemctl", "start", "litellm"]),
+                            lambda: host.run(["systemctl", "stop", "litellm"])))
+    for index, (label, extra) in enumerate(sweep if sweep else []):
+        unit = f"litellm-sweep{index}"
+        text = deployed.replace(exec_line, re.sub(r"--num_workers.*$", extra, exec_line))
+        host.run(["tee", f"/etc/systemd/system/{unit}.service"], input=text)
+
+        def start(unit=unit):
+            host.run(["systemctl", "daemon-reload"])
+            host.run(["systemctl", "start", unit])
+
+        variants.append(Variant(f"candidate: {label}", unit, site.url, start,
+                                lambda unit=unit: host.run(["systemctl", "stop", unit], check=False)))
+    return variants
+
+
+def _yaml(text):
+    import salt.utils.yaml
+
+    return salt.utils.yaml.safe_load(text)
+
+
+def measure(site, variant, duration, workdir, target=TARGET_REQUESTS):
+    key = site.master_key
+    t0 = time.monotonic()
+    variant.start()
+    ready = wait_ready(variant.url)
+    rss_start = unit_rss(site, variant.unit)
+    port = int(variant.url.rsplit(":", 1)[1])
+    stub = site.stubs[1]
+    sequential("127.0.0.1", port, "/v1/chat/completions", CHAT, WARMUP, key)
+    direct = sequential("127.0.0.1", stub.port, "/api/chat",
+                        {"model": "llama3.2:3b", "messages": CHAT["messages"], "stream": False}, N_C1)
+    gateway = sequential("127.0.0.1", port, "/v1/chat/completions", CHAT, N_C1, key)
+    base = median(direct)
+    served = WARMUP + N_C1
+    rps, total, errors, wrk_cpu = wrk(variant.url, key, duration, workdir)
+    served += total
+    pace = rps  # top up with wrk until `target` requests were served
+    while served < target:
+        more = max(2, int((target - served) / max(pace, 1) * 1.1) + 1)
+        pace, extra, extra_errors, _ = wrk(variant.url, key, more, workdir)
+        served += extra
+        errors += extra_errors
+    rss_after = unit_rss(site, variant.unit)
+    fail = failover(variant.url, key, site.stubs[0])
+    variant.stop()
+    return {
+        "name": variant.name,
+        "ready_s": ready,
+        "direct_p50": base,
+        "p50": percentile(gateway, 50) - base,
+        "p95": percentile(gateway, 95) - base,
+        "rps": rps,
+        "wrk_cpu_per_s": wrk_cpu / duration,
+        "errors": errors,
+        "served": served,
+        "rss_start": rss_start,
+        "rss_after": rss_after,
+        "failover": fail,
+        "wall": time.monotonic() - t0,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--sweep", action="store_true", help="also measure the candidate defaults")
+    parser.add_argument("--duration", type=int, default=15, help="seconds of wrk at concurrency 20 (15)")
+    parser.add_argument("--requests", type=int, default=TARGET_REQUESTS,
+                        help=f"requests served before the second RSS reading ({TARGET_REQUESTS})")
+    args = parser.parse_args(argv)
+    header("gateway: formula defaults vs LiteLLM's stock start, instant stand-in backends")
+    t0 = time.monotonic()
+    results = []
+    with BenchSite("gateway", settings={"health_check_interval": 300}) as site, \
+            tempfile.TemporaryDirectory() as workdir:
+        site.salt_ssh("state.apply", "litellm").assert_ok("the deploy")
+        site.host.run(["systemctl", "stop", "litellm"])
+        print(f"deployed in {time.monotonic() - t0:.0f} s", flush=True)
+        for variant in make_variants(site, SWEEP if args.sweep else None):
+            results.append(measure(site, variant, args.duration, workdir, args.requests))
+            r = results[-1]
+            print(f"  {r['name']}: {r['rps']:.0f} req/s, p95 overhead {r['p95']:.1f} ms, "
+                  f"failover {r['failover']['rate']:.0%} ({r['wall']:.0f} s)", flush=True)
+
+    stock = results[0]
+    formula = results[1]
+    print(f"\nbackend alone (stand-in, direct): p50 {stock['direct_p50']:.2f} ms per request; wrk used "
+          f"{max(r['wrk_cpu_per_s'] for r in results):.2f} CPU-s per s at most (of 2 cores)")
+    rows = []
+    for r in results:
+        f = r["failover"]
+        reuse = f"{r['failover']['reuse_s']:.1f}" if f["reuse_s"] is not None else f"> {f['window_s']:.0f}"
+        rows.append([
+            r["name"], f"{r['ready_s']:.1f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}",
+            f"{r['p95'] / stock['p95']:.2f}", f"{r['rps']:.0f}", f"{r['rps'] / stock['rps']:.2f}", r["errors"],
+            f"{f['ok']}/{f['requests']} {f['rate']:.1%}", reuse,
+            describe_rss(r["rss_start"]), r["served"], describe_rss(r["rss_after"]),
+        ])
+    table(["variant", "ready s", "c1 p50 ms", "c1 p95 ms", "p95 x stock", "c20 req/s", "x stock", "c20 errors",
+           "failover ok", "reuse s", "RSS MiB start", "requests", "RSS MiB after"], rows)
+    thr_ok = formula["rps"] >= 1.5 * stock["rps"]
+    p95_ok = formula["p95"] <= stock["p95"]
+    fail_ok = formula["failover"]["rate"] == 1.0
+    print()
+    table(["goal (formula defaults vs stock)", "measured", "verdict"], [
+        ["c20 throughput >= 1.5x stock", f"{formula['rps'] / stock['rps']:.2f}x", verdict(thr_ok)],
+        ["c1 p95 overhead <= stock", f"{formula['p95']:.1f} vs {stock['p95']:.1f} ms", verdict(p95_ok)],
+        ["failover success 100 %", f"{formula['failover']['rate']:.1%} (stock {stock['failover']['rate']:.1%})",
+         verdict(fail_ok)],
+    ])
+    print("overhead = gateway latency minus the backend's own median; RSS: total (per process: "
+          "supervisor/workers)")
+    print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: "
+          f"{'PASS' if thr_ok and p95_ok and fail_ok else 'FAIL'}")
+    return 0 if thr_ok and p95_ok and fail_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
