@@ -347,7 +347,7 @@ def _check_service(errors, service):
         errors.append("litellm:service:user: must not be root")
     _check_int(errors, "service:workers", service.get("workers"), 1, 64)
     _check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
-    if service.get("server", "gunicorn") not in SERVERS:
+    if service.get("server", "uvicorn") not in SERVERS:
         errors.append(
             f"litellm:service:server: must be one of {', '.join(SERVERS)}, got {_describe(service.get('server'))}"
         )
@@ -367,7 +367,7 @@ def _check_service(errors, service):
             f"litellm:service:log_format: must be one of {', '.join(LOG_FORMATS)}, "
             f"got {_describe(service.get('log_format'))}"
         )
-    elif service.get("log_format") == "json" and service.get("server", "gunicorn") == "gunicorn":
+    elif service.get("log_format") == "json" and service.get("server", "uvicorn") == "gunicorn":
         errors.append(
             "litellm:service:log_format: json needs litellm:service:server: uvicorn "
             "(under gunicorn LiteLLM writes the access log and gunicorn's own lines as text)"
