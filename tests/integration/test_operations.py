@@ -223,6 +223,7 @@ def test_master_key_rotation_rewrites_only_the_env_and_restarts_once(deployed, a
 
 
 def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site, gateway_port):
+    before = copy.deepcopy(test_site.settings)
     cursor = journal_cursor(host)
     test_site.write(_settings(test_site, service__log_format="json", service__log_level="INFO",
                               service__server="uvicorn"))
@@ -241,8 +242,7 @@ def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site
     before = [line for line in lines[:started] if line.lstrip().startswith("{")]
     assert before and all(json.loads(line)["level"] for line in before)
     assert not any("Give Feedback" in line for line in lines)
-    test_site.write(_settings(test_site, service__log_format="text", service__log_level="ERROR",
-                              service__server="gunicorn"))
+    test_site.write(before)
     apply.salt_ssh("state.apply", "litellm").assert_ok()
 
 
