@@ -57,8 +57,13 @@ def reference_settings():
 
 
 def pytest_sessionfinish(session):
-    """Drop Salt's deferred log handler: at exit it would flush into pytest's closed capture stream."""
+    """Stop the gpg-agents the tests' GPG homes started; drop Salt's deferred log handler: at exit it
+    would flush into pytest's closed capture stream."""
     import logging
+
+    from tests.harness import site
+
+    site.stop_gpg_agents()
 
     import salt._logging.impl as salt_logging
 

@@ -27,9 +27,21 @@ def new_master_key():
     return "sk-" + secrets.token_hex(24)
 
 
+#: every GPG home made here: gpg starts an agent in each, which stop_gpg_agents() stops
+GPG_HOMES: list[Path] = []
+
+
+def stop_gpg_agents():
+    """Stop the gpg-agent of every GPG home made by make_gpg_home (they outlive gpg)."""
+    while GPG_HOMES:
+        home = GPG_HOMES.pop()
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
+
+
 def make_gpg_home(path):
     """A GPG home with one key without passphrase (the controller's)."""
     path = Path(path)
+    GPG_HOMES.append(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     listed = subprocess.run(
