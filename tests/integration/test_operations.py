@@ -239,8 +239,8 @@ def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site
     records = [json.loads(line) for line in lines[started:]]
     assert all(isinstance(item, dict) and {"message", "level", "timestamp"} <= set(item) for item in records)
     assert any('"POST /v1/chat/completions HTTP/1.1" 200' in item["message"] for item in records), lines[-5:]
-    before = [line for line in lines[:started] if line.lstrip().startswith("{")]
-    assert before and all(json.loads(line)["level"] for line in before)
+    early = [line for line in lines[:started] if line.lstrip().startswith("{")]
+    assert early and all(json.loads(line)["level"] for line in early)
     assert not any("Give Feedback" in line for line in lines)
     test_site.write(before)
     apply.salt_ssh("state.apply", "litellm").assert_ok()
