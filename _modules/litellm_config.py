@@ -739,12 +739,9 @@ def rollback(steps=1, service="litellm", ready_timeout=180):
         force_restart=True,
     )
     if result["action"] == "rolled_back":
-        # what the restored files serve, not what pillar says now
-        with open(os.path.join(config_dir, "config.yaml"), "rb") as handle:
-            aliases, backends = __salt__["litellm_smoke.config_expectations"](handle.read())
-        with open(unit.get("env_file", os.path.join(config_dir, "litellm.env")), "rb") as handle:
-            key = __salt__["litellm_smoke.env_master_key"](handle.read())
-        report = __salt__["litellm_smoke.run"](url=url, master_key=key, models=aliases, backends=backends)
+        report = __salt__["litellm_smoke.run_as_deployed"](
+            url=url, config_dir=config_dir, env_file=unit.get("env_file")
+        )
         result["smoke"] = report["summary"]
         result["smoke_result"] = report["result"]
     return result

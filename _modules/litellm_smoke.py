@@ -1408,6 +1408,40 @@ def _read(path):
         return None
 
 
+def run_as_deployed(
+    url=None, config_dir="/etc/litellm", env_file=None, concurrency=10, latency_requests=10, chat_models="first",
+    timeout=30,
+):
+    """
+    Run the smoke test expecting what the live ``config.yaml`` in
+    ``config_dir`` serves (aliases, backends), with the master key of the
+    live env file (``env_file``, default ``<config_dir>/litellm.env``), not
+    what pillar says now: the check after a rollback.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_smoke.run_as_deployed
+    """
+    aliases, backends = config_expectations(_read(os.path.join(config_dir, "config.yaml")) or b"")
+    key = env_master_key(_read(env_file or os.path.join(config_dir, "litellm.env")) or b"")
+    return run(
+        url=url,
+        master_key=key or None,
+        models=aliases,
+        backends=backends,
+        concurrency=concurrency,
+        latency_requests=latency_requests,
+        chat_models=chat_models,
+        timeout=timeout,
+    )
+
+
+#: the run() arguments a smoke run after a rollback keeps (the rest comes from the restored files)
+RERUN_KEYS = ("concurrency", "latency_requests", "chat_models", "timeout")
+
+
 def settle(
     report,
     config_dir="/etc/litellm",
@@ -1447,7 +1481,6 @@ def settle(
         "smoke_after_rollback": None,
         "after": None,
     }
-    secrets = [run_kwargs.get("master_key")]
     url = run_kwargs.get("url") or report.get("url")
     try:
         if report.get("result") == "PASS":
@@ -1466,19 +1499,8 @@ def settle(
             if recovered["action"] == "rolled_back":
                 out.update(action="rolled_back", release=recovered["release"], ready=recovered["ready"])
                 out["restored"] = recovered["restored"] + [f"not restored: {item}" for item in recovered["skipped"]]
-                live_env = _read(os.path.join(config_dir, "litellm.env")) or b""
-                restored_key = env_master_key(live_env)
-                secrets.append(restored_key)
-                aliases, backends = config_expectations(_read(os.path.join(config_dir, "config.yaml")) or b"")
-                rerun = dict(run_kwargs, url=url)
-                if aliases is not None:
-                    rerun["models"] = aliases
-                if backends is not None:
-                    rerun["backends"] = backends
-                if restored_key:
-                    rerun["master_key"] = restored_key
-                rerun.pop("evidence_dir", None)
-                after = run(**rerun)
+                rerun = {key: run_kwargs[key] for key in RERUN_KEYS if key in run_kwargs}
+                after = run_as_deployed(url=url, config_dir=config_dir, **rerun)
                 out["smoke_after_rollback"] = after["result"]
                 out["after"] = {
                     "summary": after["summary"],
@@ -1495,6 +1517,4 @@ def settle(
         if out["action"] == "rolled_back" and out["smoke_after_rollback"] is None:
             out["smoke_after_rollback"] = "FAIL"
         log.error("litellm smoke: %s", out["reason"])
-    for secret in secrets:
-        out = _redact(out, secret)
-    return out
+    return _redact(out, run_kwargs.get("master_key"))

@@ -817,7 +817,8 @@ def _setup_net(workroot: Path, nat: bool) -> dict[str, Any]:
         index = next(i for i in range(16384) if f"{_NETNS_PREFIX}{i}" not in taken)
         ns = f"{_NETNS_PREFIX}{index}"
         outer, inner = net_addresses(index)
-        net = {"netns": ns, "veth": f"{ns}h", "address": inner, "gateway": outer, "nft_table": f"{ns}_nat" if nat else None}
+        net = {"netns": ns, "veth": f"{ns}h", "address": inner, "gateway": outer,
+               "nft_table": f"{ns}_nat" if nat else None}
         _ip("netns", "add", ns)
     try:
         _ip("link", "add", net["veth"], "type", "veth", "peer", "name", f"{ns}c")
