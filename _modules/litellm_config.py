@@ -345,7 +345,9 @@ def _check_service(errors, service):
             errors.append(f"litellm:service:{key}: must be a lower-case system name, got {_describe(value)}")
     if service.get("user") == "root":
         errors.append("litellm:service:user: must not be root")
-    _check_int(errors, "service:workers", service.get("workers"), 1, 64)
+    workers = service.get("workers")
+    if workers != "auto" and (not _is_int(workers) or not 1 <= workers <= 64):
+        errors.append(f"litellm:service:workers: must be auto or an integer from 1 to 64, got {_describe(workers)}")
     _check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
     if service.get("server", "uvicorn") not in SERVERS:
         errors.append(
@@ -353,7 +355,7 @@ def _check_service(errors, service):
         )
     max_requests = service.get("max_requests", 0)
     _check_int(errors, "service:max_requests", max_requests, 0, 10**9)
-    if _is_int(max_requests) and max_requests > 0 and service.get("workers") == 1:
+    if _is_int(max_requests) and max_requests > 0 and workers == 1:
         errors.append(
             "litellm:service:max_requests: needs workers >= 2 (one worker stops serving while it is replaced)"
         )

@@ -139,7 +139,7 @@ FORMULA_DEFAULTS = {
         "name": "litellm",
         "user": "litellm",
         "group": "litellm",
-        "workers": 1,
+        "workers": "auto",
         "server": "uvicorn",
         "max_requests": 0,
         "log_level": "ERROR",

@@ -54,6 +54,12 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_SSE_LINES = 4000
 MAX_TIMEOUT = 300
 PROBE_TIMEOUT = 5  # listening / liveliness / readiness answer at once or not at all
+# A fan-out round that leaves a healthy backend without a request is repeated,
+# after a pause from the third round on: with several workers (or gateways
+# sharing Redis) usage-based routing sees its peers' usage only after their
+# counters are synced, and sends a short burst to one backend.
+FANOUT_ROUNDS = 4
+FANOUT_PAUSE_S = 1.0
 DETAIL_CHARS = 300
 
 BACKEND_HEADER = "x-litellm-model-api-base"
@@ -988,8 +994,10 @@ def fanout(url=None, master_key=None, models=None, backends=None, model=None, co
     shares = {}
     failures = []
     rounds = 0
-    while rounds < 2:
+    while rounds < FANOUT_ROUNDS:
         rounds += 1
+        if rounds > 2:
+            time.sleep(FANOUT_PAUSE_S)
         with concurrent.futures.ThreadPoolExecutor(max_workers=count, thread_name_prefix="litellm-smoke") as pool:
             results = list(pool.map(lambda _: _chat_once(target, master_key, alias, timeout), range(count)))
         for res in results:

@@ -15,6 +15,14 @@ def test_merged_settings_come_from_map_jinja(modules):
     assert result == {"valid": True, "errors": []}
 
 
+def test_workers_auto_is_one_per_core_bounded_by_four_and_by_memory(modules):
+    source = "{%- from 'litellm/map.jinja' import litellm with context %}{{ litellm.service.workers | json }}"
+    workers = modules.slsutil.renderer(string=source, default_renderer="jinja|json")
+    grains = modules.grains.items()
+    assert workers == min(grains["num_cpus"], 4, max(1, grains["mem_total"] // 768))
+    assert f"--num_workers {workers}" in modules.litellm_config.render()["unit"]
+
+
 def test_render_gives_config_env_and_unit_without_the_key(modules):
     rendered = modules.litellm_config.render()
     assert rendered["valid"] is True

@@ -7,6 +7,7 @@ never go live, and no secret anywhere it should not be.
 
 import copy
 import json
+import re
 import time
 
 import pytest
@@ -65,6 +66,31 @@ def test_cold_deploy_converges_and_the_service_runs_as_litellm(deployed, host):
     assert owner == "litellm"
     shell = host.run(["getent", "passwd", "litellm"]).stdout.strip().split(":")[-1]
     assert shell == "/usr/sbin/nologin"
+
+
+def test_workers_auto_runs_one_uvicorn_worker_per_core(deployed, host):
+    cores = int(host.run(["nproc"]).stdout)
+    mem_mib = int(host.run(["awk", "/^MemTotal:/ {print $2}", "/proc/meminfo"]).stdout) // 1024
+    expected = min(cores, 4, max(1, mem_mib // 768))
+    unit = host.run(["cat", "/etc/systemd/system/litellm.service"]).stdout
+    assert re.search(rf"^ExecStart=.* --num_workers {expected}\b", unit, re.M), unit
+    pids = host.run(["sh", "-c", "cat $(systemctl show -P ControlGroup litellm | sed 's|^|/sys/fs/cgroup|')/cgroup.procs"])
+    cmdlines = [host.run(["cat", f"/proc/{pid}/cmdline"], check=False).stdout.replace("\0", " ")
+                for pid in pids.stdout.split()]
+    workers = [c for c in cmdlines if "spawn_main" in c]
+    assert len(workers) == (expected if expected > 1 else 0), cmdlines
+
+
+def test_the_venv_is_read_only_and_precompiled(deployed, host):
+    """The service (PYTHONDONTWRITEBYTECODE, read-only venv) finds the proxy's bytecode instead of
+    compiling it at every start; it cannot write into its venv."""
+    pyc = host.run(["sh", "-c", "ls /opt/litellm/venv/lib/python3*/site-packages/litellm/proxy/__pycache__/"
+                                "proxy_server.cpython-*.pyc"], check=False)
+    assert pyc.returncode == 0, pyc.stderr
+    site_packages = host.run(["sh", "-c", "ls -d /opt/litellm/venv/lib/python3*/site-packages"]).stdout.strip()
+    assert host.run(["stat", "-c", "%U", site_packages]).stdout.strip() == "root"
+    cannot_write = host.run(["runuser", "-u", "litellm", "--", "test", "-w", site_packages], check=False)
+    assert cannot_write.returncode != 0
 
 
 def test_files_have_the_right_owner_and_mode(deployed, host):

@@ -222,6 +222,29 @@ def test_fanout_verdict():
     assert status == "warn" and "unconfigured backend(s): http://c" in detail and "not in /health: http://b" in detail
 
 
+@pytest.mark.parametrize("starved_rounds, expected_rounds, status", [(0, 1, "pass"), (2, 3, "pass"), (9, 4, "fail")])
+def test_fanout_repeats_a_round_that_starved_a_backend(monkeypatch, starved_rounds, expected_rounds, status):
+    """Usage-based routing with several workers can send a whole burst to one backend: more rounds, paused."""
+    health = {"healthy_endpoints": [{"api_base": b, "model": "ollama_chat/m"} for b in BACKENDS]}
+    monkeypatch.setattr(litellm_smoke, "_health", lambda *a, **k: ({"status": 200}, health))
+    calls = []
+
+    def chat_once(target, key, alias, timeout):
+        calls.append(alias)
+        rnd = (len(calls) - 1) // 4 + 1
+        backend = BACKENDS[0] if rnd <= starved_rounds or len(calls) % 2 else BACKENDS[1]
+        return {"ok": True, "backend": backend, "error": None}
+
+    monkeypatch.setattr(litellm_smoke, "_chat_once", chat_once)
+    sleeps = []
+    monkeypatch.setattr(litellm_smoke.time, "sleep", sleeps.append)
+    result = litellm_smoke.fanout("http://gw:4000", TEST_MASTER_KEY, ["chat-small"], BACKENDS, "chat-small", 4)
+    assert result["status"] == status, result["detail"]
+    assert result["requests"] == 4 * expected_rounds
+    assert f"({expected_rounds} round(s))" in result["detail"]
+    assert sleeps == [litellm_smoke.FANOUT_PAUSE_S] * max(0, expected_rounds - 2)
+
+
 def test_summarize_and_format_summary():
     checks = [
         {"name": "listening", "status": "pass", "detail": "ok", "duration_ms": 0.2},
