@@ -143,6 +143,8 @@ def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, 
     assert steps[2][1:] == ["-c", litellm_venv.VERIFY_IMPORT]
     assert run_all.call_args_list[-1].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
     assert result["installed"] is True and result["built"] is True
+    # each step timed, for the state's comment and bench/deploy.py
+    assert set(result["seconds"]) == {"venv and uv", "packages and bytecode", "import check"}
     assert result["previous"] == str(old)
     assert os.readlink(venv) == str(release)
     assert (release / "requirements.lock").read_text() == LOCK
@@ -151,6 +153,20 @@ def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, 
     run_all.reset_mock()
     assert litellm_venv.install(str(venv), str(lock))["built"] is False
     assert run_all.call_count == 0
+
+
+def test_a_first_install_leaves_the_import_check_to_the_config_check(tmp_path, run_all, monkeypatch):
+    """Nothing serves yet: the config check that follows imports the proxy from the new release."""
+    monkeypatch.setattr(litellm_venv, "PIP_WHEEL_GLOB", str(tmp_path / "none" / "pip-*.whl"))
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    run_all.side_effect = _fake_installer(release)
+    result = litellm_venv.install(str(tmp_path / "venv"), str(lock))
+    steps = [call.args[0] for call in run_all.call_args_list]
+    assert not any(litellm_venv.VERIFY_IMPORT in step for step in steps)
+    assert set(result["seconds"]) == {"venv and uv", "packages and bytecode"}
+    assert result["installed"] is True and result["previous"] is None
 
 
 def test_a_release_already_on_disk_is_switched_to_without_a_build(tmp_path, run_all):
