@@ -122,6 +122,8 @@ def master_config(root_dir, pillar_dir, gpg_home):
         "gpg_decrypt_must_succeed": True,
         "ssh_log_file": str(Path(root_dir) / "ssh.log"),
         "log_level_logfile": "warning",
+        # as etc/salt/master: the target's grains computed at most every 5 minutes
+        "ssh_minion_opts": {"grains_cache": True},
     }
 
 
@@ -161,4 +163,6 @@ def minion_config(formula_dir, pillar_dir, gpg_home):
         "log_level_logfile": "warning",
         # reverse DNS of every address of the host on each run: network access
         "enable_fqdns_grains": False,
+        # as etc/salt/minion: grains computed at most every 5 minutes
+        "grains_cache": True,
     }
