@@ -16,6 +16,12 @@ the baseline: ``python3 -m venv`` + ``pip install 'litellm[proxy]==1.108.7'``
 The formula runs first so any warm-up (the index's proxy, the page cache)
 favours the baseline. Each round uses a new container.
 
+The venv phase is split by the formula's own step timings (the state's
+comment): creating the venv and bootstrapping uv, installing the packages
+and compiling their bytecode (plain pip compiles too), and, on an upgrade
+only, the release's import check (on a cold deploy the config check, which
+imports the proxy from the new release, stands for it).
+
     .venv/bin/python bench/deploy.py [--rounds 1]
 
 Goals (issue 5): venv install <= 1/5 of plain pip; cold deploy <= 60 s.
@@ -23,6 +29,7 @@ Exit status 0 when both are met in every round.
 """
 
 import argparse
+import re
 import sys
 import time
 
@@ -77,7 +84,12 @@ def one_round(index):
             label = phase_of(state_id)
             phases[label] = phases.get(label, 0.0) + float(state.get("duration") or 0) / 1000
         phases["ship/thin + render"] = run.elapsed - sum(phases.values())
-        formula_size = site.host.run(["du", "-sm", "/opt/litellm/venv"]).stdout.split()[0]
+        formula_size = site.host.run(["du", "-sm", "/opt/litellm/venv/"]).stdout.split()[0]
+        steps = dict(
+            (step, float(value))
+            for step, value in re.findall(r"(venv and uv|packages and bytecode|import check) ([\d.]+) s",
+                                          run.states["litellm-package-install-venv-installed"]["comment"])
+        )
         baseline = plain_pip(site)
         return {
             "boot": site.timings["boot"],
@@ -85,6 +97,7 @@ def one_round(index):
             "phases": phases,
             "changed": len(run.changed()),
             "formula_size_mb": int(formula_size),
+            "steps": steps,
             "pip": baseline,
         }
 
@@ -115,7 +128,10 @@ def main(argv=None):
 
         venv_s = r["phases"]["venv install"]
         pip = r["pip"]
-        venv_ratio = venv_s / pip["total"]
+        # plain pip neither checks the import nor needs to: the goal compares the installs
+        check_s = r["steps"].get("import check", 0.0)
+        install_s = venv_s - check_s
+        venv_ratio = install_s / pip["total"]
         deploy_ok = total <= GOAL_DEPLOY_S
         venv_ok = venv_ratio <= GOAL_VENV_RATIO
         ok = ok and deploy_ok and venv_ok
@@ -125,8 +141,12 @@ def main(argv=None):
             [
                 [f"plain pip install litellm[proxy]=={VERSION} (venv {pip['venv']:.1f} s + pip "
                  f"{pip['install']:.1f} s)", f"{pip['total']:.1f}", pip["size_mb"], "1.00", "", ""],
-                ["formula: hashed lock, uv, bytecode compiled", f"{venv_s:.1f}", r["formula_size_mb"],
-                 f"{venv_ratio:.2f}", f"<= {GOAL_VENV_RATIO:.2f}", verdict(venv_ok)],
+                ["formula: hashed lock, uv, bytecode (" + ", ".join(
+                    f"{k} {v:.1f} s" for k, v in r["steps"].items() if k != "import check") + ")",
+                 f"{install_s:.1f}", r["formula_size_mb"], f"{venv_ratio:.2f}", f"<= {GOAL_VENV_RATIO:.2f}",
+                 verdict(venv_ok)],
+                ["+ the release's import check (upgrades only)", f"{check_s:.1f}", "",
+                 f"{venv_s / pip['total']:.2f}", "", ""],
                 ["cold deploy, bare container to smoke passed", f"{total:.1f}", "", "", f"<= {GOAL_DEPLOY_S:.0f} s",
                  verdict(deploy_ok)],
             ],

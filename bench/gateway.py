@@ -4,8 +4,11 @@ The gateway under load: the formula's deployed service against LiteLLM's
 stock start, in the same systemd-nspawn host, in front of two stand-in
 Ollama servers that answer at once (tests/ollama_stub.py, on loopback).
 
-Deploys the formula with salt-ssh, then runs each variant in turn (one at a
-time, so they do not share the 2 cores; every variant in the same run):
+Deploys the formula with salt-ssh, then starts every variant, each on its
+own port (one at a time, to time its start), and measures them in rounds:
+each round measures every variant in turn, alone on the 2 cores (the others
+idle), so that noise from other work on this machine spreads over all of
+them; the table gives medians over the rounds (and the spread of req/s):
 
 * ``stock``: ``litellm --config stock.yaml`` as LiteLLM's docs start it (one
   uvicorn worker, default logging) from the same venv, a transient unit run
@@ -15,18 +18,22 @@ time, so they do not share the 2 cores; every variant in the same run):
 * ``formula``: the deployed ``litellm.service`` as the formula's defaults
   render it (config, env, hardened unit, ExecStart flags).
 * with ``--sweep``: candidates for the defaults, each a copy of the deployed
-  unit with only its ExecStart flags changed (uvicorn/gunicorn, workers,
-  worker recycling).
+  unit with only its ExecStart flags (and port) changed (uvicorn/gunicorn,
+  workers, worker recycling).
 
-Per variant: start to ready; overhead at concurrency 1 (sequential keep-alive
-requests through the gateway minus the median of the same requests sent to a
-backend directly: p50/p95); requests per second at concurrency 20 (wrk with a
-Lua POST script, 2 threads; its CPU time is printed to show it is not the
-bottleneck); RSS of every process of the unit after start and after 10,000
-requests; failover: 4 clients for 12 s, backend llm01 killed at 3 s and
-restarted at 7 s: success rate and time until llm01 serves again.
+Per variant: start to ready; per round, overhead at concurrency 1
+(sequential keep-alive requests through the gateway minus the median of the
+same requests sent to a backend directly: p50/p95; sent in blocks of 50 that
+alternate between the variants, so that all share the same noise) and
+requests per second
+at concurrency 20 (wrk with a Lua POST script, 2 threads; its CPU time is
+printed to show it is not the bottleneck); then memory of every process of
+the unit (RSS, and PSS, which counts pages shared between workers once)
+after start and after 10,000 requests; failover: 4 clients for 12 s, backend
+llm01 killed at 3 s and restarted at 7 s: success rate and time until llm01
+serves again.
 
-    .venv/bin/python bench/gateway.py [--sweep] [--duration 15]
+    .venv/bin/python bench/gateway.py [--sweep] [--rounds 3] [--duration 15]
 
 Goals (issue 5): >= 1.5x stock throughput at concurrency 20; p95 overhead at
 concurrency 1 no worse than stock; failover 100 %.
@@ -46,6 +53,7 @@ import time
 import urllib.request
 
 from _lib import BenchSite, header, median, percentile, table, verdict
+from tests.harness.site import free_port
 
 VENV = "/opt/litellm/venv"
 BENCH_DIR = "/etc/litellm-bench"
@@ -66,10 +74,10 @@ def flags(server, workers, recycle=0):
 
 
 SWEEP = [
-    ("uvicorn x2", flags("uvicorn", 2)),
+    ("uvicorn x1", flags("uvicorn", 1)),
+    ("uvicorn x3", flags("uvicorn", 3)),
     ("gunicorn x2", flags("gunicorn", 2)),
-    ("gunicorn x2, recycle 10k", flags("gunicorn", 2, RECYCLE)),
-    ("gunicorn x3", flags("gunicorn", 3)),
+    ("uvicorn x2, recycle 10k", flags("uvicorn", 2, RECYCLE)),
 ]
 
 
@@ -202,24 +210,28 @@ def unit_rss(site, unit):
             with open(f"/proc/{entry}/cgroup") as handle:
                 if not re.search(rf"/{re.escape(unit)}\.service$", handle.read(), re.M):
                     continue
-            with open(f"/proc/{entry}/status") as handle:
-                rss = int(re.search(r"VmRSS:\s+(\d+)", handle.read()).group(1)) / 1024
+            with open(f"/proc/{entry}/smaps_rollup") as handle:
+                text = handle.read()
+            rss = int(re.search(r"^Rss:\s+(\d+)", text, re.M).group(1)) / 1024
+            pss = int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1)) / 1024
         except (OSError, AttributeError):
             continue
-        rows.append((int(entry), rss, ""))
+        rows.append((int(entry), rss, pss))
     return sorted(rows)
 
 
 def describe_rss(rows):
-    """'total MiB (p1/p2/...)'."""
+    """'RSS total MiB (p1/p2/...), PSS total'."""
     if not rows:
         return "-"
-    return f"{sum(r for _, r, _ in rows):.0f} ({'/'.join(f'{r:.0f}' for _, r, _ in rows)})"
+    return (f"{sum(r for _, r, _ in rows):.0f} ({'/'.join(f'{r:.0f}' for _, r, _ in rows)}), "
+            f"PSS {sum(p for _, _, p in rows):.0f}")
 
 
 class Variant:
     def __init__(self, name, unit, url, start, stop):
         self.name, self.unit, self.url, self._start, self._stop = name, unit, url, start, stop
+        self.port = int(url.rsplit(":", 1)[1])
 
     def start(self):
         self._start()
@@ -243,7 +255,8 @@ def make_variants(site, sweep):
            f"OLLAMA_API_BASE={site.stubs[0].url}\n")
     host.run(["sh", "-c", f"umask 077; cat > {BENCH_DIR}/stock.env"], input=env)
     variants = []
-    stock_port = site.port + 1 if site.port < 65000 else site.port - 1
+    ports = iter(site_free_ports(site, 1 + len(sweep or [])))
+    stock_port = next(ports)
 
     def stock_start():
         host.run(["systemd-run", "--unit=litellm-stock", "--property=WorkingDirectory=/root",
@@ -261,18 +274,28 @@ def make_variants(site, sweep):
     variants.append(Variant(f"formula defaults ({formula_flags})", "litellm", site.url,
                             lambda: host.run(["systemctl", "start", "litellm"]),
                             lambda: host.run(["systemctl", "stop", "litellm"])))
-    for index, (label, extra) in enumerate(sweep if sweep else []):
-        unit = f"litellm-sweep{index}"
-        text = deployed.replace(exec_line, re.sub(r"--num_workers.*$", extra, exec_line))
-        host.run(["tee", f"/etc/systemd/system/{unit}.service"], input=text)
+    for index, (label, extra) in enumerate(sweep or []):
+        unit, port = f"litellm-sweep{index}", next(ports)
+        line = re.sub(r"--port \d+", f"--port {port}", re.sub(r"--num_workers.*$", extra, exec_line))
+        host.run(["tee", f"/etc/systemd/system/{unit}.service"], input=deployed.replace(exec_line, line))
 
         def start(unit=unit):
             host.run(["systemctl", "daemon-reload"])
             host.run(["systemctl", "start", unit])
 
-        variants.append(Variant(f"candidate: {label}", unit, site.url, start,
+        variants.append(Variant(f"candidate: {label}", unit, f"http://127.0.0.1:{port}", start,
                                 lambda unit=unit: host.run(["systemctl", "stop", unit], check=False)))
     return variants
+
+
+def site_free_ports(site, count):
+    """count free loopback ports other than the gateway's (the host shares this machine's network)."""
+    ports = set()
+    while len(ports) < count:
+        port = free_port()
+        if port != site.port:
+            ports.add(port)
+    return sorted(ports)
 
 
 def _yaml(text):
@@ -281,85 +304,110 @@ def _yaml(text):
     return salt.utils.yaml.safe_load(text)
 
 
-def measure(site, variant, duration, workdir, target=TARGET_REQUESTS):
-    key = site.master_key
-    t0 = time.monotonic()
+def start(site, variant):
+    """Start a variant alone; its time to ready and memory after start."""
     variant.start()
     ready = wait_ready(variant.url)
-    rss_start = unit_rss(site, variant.unit)
-    port = int(variant.url.rsplit(":", 1)[1])
+    sequential("127.0.0.1", variant.port, "/v1/chat/completions", CHAT, WARMUP, site.master_key)
+    return {"name": variant.name, "ready_s": ready, "rss_start": unit_rss(site, variant.unit),
+            "served": WARMUP, "errors": 0, "rounds": []}
+
+
+def latency_round(site, variants, records, blocks=8):
+    """Overhead at concurrency 1: N_C1 sequential requests per variant, sent in blocks that
+    alternate between the variants (and the backend alone), so that they share the same noise."""
     stub = site.stubs[1]
-    sequential("127.0.0.1", port, "/v1/chat/completions", CHAT, WARMUP, key)
-    direct = sequential("127.0.0.1", stub.port, "/api/chat",
-                        {"model": "llama3.2:3b", "messages": CHAT["messages"], "stream": False}, N_C1)
-    gateway = sequential("127.0.0.1", port, "/v1/chat/completions", CHAT, N_C1, key)
+    size = N_C1 // blocks
+    direct, gateway = [], [[] for _ in variants]
+    for _ in range(blocks):
+        direct += sequential("127.0.0.1", stub.port, "/api/chat",
+                             {"model": "llama3.2:3b", "messages": CHAT["messages"], "stream": False}, size)
+        for index, variant in enumerate(variants):
+            gateway[index] += sequential("127.0.0.1", variant.port, "/v1/chat/completions", CHAT, size,
+                                         site.master_key)
     base = median(direct)
-    served = WARMUP + N_C1
-    rps, total, errors, wrk_cpu = wrk(variant.url, key, duration, workdir)
-    served += total
-    pace = rps  # top up with wrk until `target` requests were served
-    while served < target:
-        more = max(2, int((target - served) / max(pace, 1) * 1.1) + 1)
-        pace, extra, extra_errors, _ = wrk(variant.url, key, more, workdir)
-        served += extra
-        errors += extra_errors
-    rss_after = unit_rss(site, variant.unit)
-    fail = failover(variant.url, key, site.stubs[0])
+    for record, latencies in zip(records, gateway):
+        record["served"] += len(latencies)
+        record["rounds"].append({"direct_p50": base, "p50": percentile(latencies, 50) - base,
+                                 "p95": percentile(latencies, 95) - base})
+
+
+def throughput_round(site, variant, record, duration, workdir):
+    """Requests per second at concurrency 20."""
+    rps, total, errors, wrk_cpu = wrk(variant.url, site.master_key, duration, workdir)
+    record["served"] += total
+    record["errors"] += errors
+    record["rounds"][-1].update({"rps": rps, "wrk_cpu_per_s": wrk_cpu / duration})
+
+
+def finish(site, variant, record, workdir, target):
+    """Top up to `target` requests, memory after them, failover; then stop the variant."""
+    pace = median([r["rps"] for r in record["rounds"]])
+    while record["served"] < target:
+        more = max(2, int((target - record["served"]) / max(pace, 1) * 1.1) + 1)
+        pace, extra, extra_errors, _ = wrk(variant.url, site.master_key, more, workdir)
+        record["served"] += extra
+        record["errors"] += extra_errors
+    record["rss_after"] = unit_rss(site, variant.unit)
+    record["failover"] = failover(variant.url, site.master_key, site.stubs[0])
     variant.stop()
-    return {
-        "name": variant.name,
-        "ready_s": ready,
-        "direct_p50": base,
-        "p50": percentile(gateway, 50) - base,
-        "p95": percentile(gateway, 95) - base,
-        "rps": rps,
-        "wrk_cpu_per_s": wrk_cpu / duration,
-        "errors": errors,
-        "served": served,
-        "rss_start": rss_start,
-        "rss_after": rss_after,
-        "failover": fail,
-        "wall": time.monotonic() - t0,
-    }
+    for key in ("direct_p50", "p50", "p95", "rps", "wrk_cpu_per_s"):
+        record[key] = median([r[key] for r in record["rounds"]])
+    record["rps_all"] = [r["rps"] for r in record["rounds"]]
+    return record
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="also measure the candidate defaults")
-    parser.add_argument("--duration", type=int, default=15, help="seconds of wrk at concurrency 20 (15)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over all variants; medians reported (3)")
+    parser.add_argument("--duration", type=int, default=15, help="seconds of wrk at concurrency 20 per round (15)")
     parser.add_argument("--requests", type=int, default=TARGET_REQUESTS,
-                        help=f"requests served before the second RSS reading ({TARGET_REQUESTS})")
+                        help=f"requests served before the second memory reading ({TARGET_REQUESTS})")
     args = parser.parse_args(argv)
     header("gateway: formula defaults vs LiteLLM's stock start, instant stand-in backends")
     t0 = time.monotonic()
-    results = []
     with BenchSite("gateway", settings={"health_check_interval": 300}) as site, \
             tempfile.TemporaryDirectory() as workdir:
         site.salt_ssh("state.apply", "litellm").assert_ok("the deploy")
         site.host.run(["systemctl", "stop", "litellm"])
-        print(f"deployed in {time.monotonic() - t0:.0f} s", flush=True)
-        for variant in make_variants(site, SWEEP if args.sweep else None):
-            results.append(measure(site, variant, args.duration, workdir, args.requests))
-            r = results[-1]
-            print(f"  {r['name']}: {r['rps']:.0f} req/s, p95 overhead {r['p95']:.1f} ms, "
-                  f"failover {r['failover']['rate']:.0%} ({r['wall']:.0f} s)", flush=True)
+        print(f"deployed in {time.monotonic() - t0:.0f} s; {site.host.run(['nproc']).stdout.strip()} cores",
+              flush=True)
+        variants = make_variants(site, SWEEP if args.sweep else None)
+        records = []
+        try:
+            for variant in variants:
+                records.append(start(site, variant))
+                print(f"  started {variant.name}: ready in {records[-1]['ready_s']:.1f} s", flush=True)
+            for index in range(1, args.rounds + 1):
+                latency_round(site, variants, records)
+                for variant, record in zip(variants, records):
+                    throughput_round(site, variant, record, args.duration, workdir)
+                print(f"  round {index}: " + ", ".join(f"{r['rounds'][-1]['rps']:.0f}" for r in records)
+                      + " req/s", flush=True)
+            results = [finish(site, v, r, workdir, args.requests) for v, r in zip(variants, records)]
+        finally:
+            for variant in variants:
+                variant.stop()
 
     stock = results[0]
     formula = results[1]
     print(f"\nbackend alone (stand-in, direct): p50 {stock['direct_p50']:.2f} ms per request; wrk used "
-          f"{max(r['wrk_cpu_per_s'] for r in results):.2f} CPU-s per s at most (of 2 cores)")
+          f"{max(r['wrk_cpu_per_s'] for r in results):.2f} CPU-s per s at most (of 2 cores); "
+          f"{args.rounds} round(s) of {args.duration} s, medians")
     rows = []
     for r in results:
         f = r["failover"]
         reuse = f"{r['failover']['reuse_s']:.1f}" if f["reuse_s"] is not None else f"> {f['window_s']:.0f}"
+        spread = "-".join(f"{v:.0f}" for v in (min(r["rps_all"]), max(r["rps_all"])))
         rows.append([
             r["name"], f"{r['ready_s']:.1f}", f"{r['p50']:.1f}", f"{r['p95']:.1f}",
-            f"{r['p95'] / stock['p95']:.2f}", f"{r['rps']:.0f}", f"{r['rps'] / stock['rps']:.2f}", r["errors"],
-            f"{f['ok']}/{f['requests']} {f['rate']:.1%}", reuse,
+            f"{r['p95'] / stock['p95']:.2f}", f"{r['rps']:.0f} ({spread})", f"{r['rps'] / stock['rps']:.2f}",
+            r["errors"], f"{f['ok']}/{f['requests']} {f['rate']:.1%}", reuse,
             describe_rss(r["rss_start"]), r["served"], describe_rss(r["rss_after"]),
         ])
-    table(["variant", "ready s", "c1 p50 ms", "c1 p95 ms", "p95 x stock", "c20 req/s", "x stock", "c20 errors",
-           "failover ok", "reuse s", "RSS MiB start", "requests", "RSS MiB after"], rows)
+    table(["variant", "ready s", "c1 p50 ms", "c1 p95 ms", "p95 x stock", "c20 req/s", "x stock", "errors",
+           "failover ok", "reuse s", "MiB after start", "requests", "MiB after"], rows)
     thr_ok = formula["rps"] >= 1.5 * stock["rps"]
     p95_ok = formula["p95"] <= stock["p95"]
     fail_ok = formula["failover"]["rate"] == 1.0
@@ -370,8 +418,8 @@ def main(argv=None):
         ["failover success 100 %", f"{formula['failover']['rate']:.1%} (stock {stock['failover']['rate']:.1%})",
          verdict(fail_ok)],
     ])
-    print("overhead = gateway latency minus the backend's own median; RSS: total (per process: "
-          "supervisor/workers)")
+    print("overhead = gateway latency minus the backend's own median; memory: RSS total (per process: "
+          "supervisor/workers), PSS total (shared pages counted once)")
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: "
           f"{'PASS' if thr_ok and p95_ok and fail_ok else 'FAIL'}")
     return 0 if thr_ok and p95_ok and fail_ok else 1
