@@ -305,9 +305,8 @@ def install(name, lock_file, python="/usr/bin/python3", index_url="", extra_inde
     # follows (litellm --validate_config) imports the proxy from the new
     # release anyway, failing the run before the service starts. One import
     # of LiteLLM (~8-10 s) instead of two on a cold deploy.
-    built = build(
-        before["release"], lock_file, python, index_url, extra_index_urls, ca_bundle, check_import=bool(before["active"])
-    )
+    serving = bool(before["active"])
+    built = build(before["release"], lock_file, python, index_url, extra_index_urls, ca_bundle, check_import=serving)
     switched = activate(name, before["release"])
     after = status(name, lock_file)
     after.update(previous=switched["previous"], built=built["built"], seconds=built.get("seconds", {}))
