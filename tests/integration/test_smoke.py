@@ -62,15 +62,21 @@ def _health(test_site):
 
 
 def _wait_health(test_site, unhealthy, timeout=45):
-    """Until the gateway's own /health (background checks) shows ``unhealthy(count)``."""
+    """Until the gateway's own /health (background checks) shows ``unhealthy(count)`` on every worker:
+    each worker runs its own background checks and /health answers from the one that took the request,
+    so after the first worker shows it, one more health_check_interval lets every other one catch up."""
     deadline = time.monotonic() + timeout
-    while True:
-        body = _health(test_site)
-        # right after a start /health has no background results yet
-        if isinstance(body, dict) and body.get("healthy_count") and unhealthy(body.get("unhealthy_count", -1)):
-            return body
-        assert time.monotonic() < deadline, f"/health never got there: {json.dumps(body)[:800]}"
-        time.sleep(1)
+    for settle in (True, False):
+        while True:
+            body = _health(test_site)
+            # right after a start /health has no background results yet
+            if isinstance(body, dict) and body.get("healthy_count") and unhealthy(body.get("unhealthy_count", -1)):
+                break
+            assert time.monotonic() < deadline, f"/health never got there: {json.dumps(body)[:800]}"
+            time.sleep(1)
+        if settle:
+            time.sleep(test_site.settings["health_check_interval"] + 2)
+    return body
 
 
 def _wait_ready(test_site, timeout=180):
