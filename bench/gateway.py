@@ -374,7 +374,7 @@ def main(argv=None):
         print(f"deployed in {time.monotonic() - t0:.0f} s; {site.host.run(['nproc']).stdout.strip()} cores",
               flush=True)
         variants = make_variants(site, SWEEP if args.sweep else None)
-        records = []
+        records, results = [], []
         try:
             for variant in variants:
                 records.append(start(site, variant))
@@ -385,9 +385,10 @@ def main(argv=None):
                     throughput_round(site, variant, record, args.duration, workdir)
                 print(f"  round {index}: " + ", ".join(f"{r['rounds'][-1]['rps']:.0f}" for r in records)
                       + " req/s", flush=True)
-            results = [finish(site, v, r, workdir, args.requests) for v, r in zip(variants, records)]
+            for variant, record in zip(variants, records):
+                results.append(finish(site, variant, record, workdir, args.requests))
         finally:
-            for variant in variants:
+            for variant in variants[len(results):]:  # finish() stopped the others
                 variant.stop()
 
     stock = results[0]
