@@ -108,10 +108,38 @@ FORBIDDEN_EXTRA_KEYS = {
         "cache": "set caching through litellm_settings:cache_params",
     },
 }
-# A venv there would be removed by litellm.clean with everything in it.
-SYSTEM_DIRS = {
-    "/", "/opt", "/usr", "/usr/local", "/var", "/var/lib", "/etc", "/home", "/root", "/srv", "/tmp",
-}
+# Ownership (litellm.clean removes what the formula created, so none of its
+# paths may be a directory of the system or of another program).
+# The formula never writes below these.
+FORBIDDEN_TREES = ("/boot", "/dev", "/proc", "/run", "/sys", "/home", "/root", "/tmp", "/var/tmp")
+# System directories: never one of the formula's paths, and nothing is created
+# inside them, except in DEDICATED_PARENTS, which hold one directory per program.
+SYSTEM_DIRS = frozenset(
+    "/ /bin /boot /dev /etc /home /lib /lib32 /lib64 /libx32 /media /mnt /opt /proc /root /run /sbin /srv /sys"
+    " /tmp /usr /var /snap"
+    " /usr/bin /usr/sbin /usr/lib /usr/lib32 /usr/lib64 /usr/libexec /usr/include /usr/share /usr/src /usr/games"
+    " /usr/local /usr/local/bin /usr/local/sbin /usr/local/lib /usr/local/share /usr/local/include"
+    " /usr/local/etc /usr/local/src /usr/local/games /usr/local/man /usr/local/share/ca-certificates"
+    " /var/lib /var/cache /var/log /var/spool /var/tmp /var/mail /var/opt /var/run /var/lock /var/backups"
+    " /var/local /var/www /var/lib/private /var/cache/private /var/lib/systemd /var/lib/dpkg /var/lib/apt"
+    " /etc/systemd /etc/systemd/system /etc/ssh /etc/ssl /etc/default /etc/pam.d /etc/security /etc/sudoers.d"
+    " /etc/apt /etc/cron.d /etc/network /etc/init.d /etc/profile.d /etc/sysctl.d /etc/alternatives"
+    " /etc/ca-certificates /etc/salt /etc/redis /etc/dbus-1 /etc/logrotate.d /etc/modprobe.d /etc/udev"
+    " /lib/systemd /usr/lib/systemd /usr/lib/systemd/system /lib/systemd/system".split()
+)
+DEDICATED_PARENTS = frozenset(
+    ("/", "/etc", "/opt", "/srv", "/usr/local", "/usr/local/lib", "/usr/local/share", "/var/lib", "/var/cache",
+     "/var/opt", "/var/log")
+)
+# Where the unit file and the site CAs may go (the only places systemd and
+# update-ca-certificates read them from that are meant for the admin).
+UNIT_DIRS = ("/etc/systemd/system", "/usr/local/lib/systemd/system")
+CA_CERTIFICATES_DIRS = ("/usr/local/share/ca-certificates",)
+# The formula's own directories (the record of what it owns, known-good
+# releases, evidence; the installer's cache).
+FORMULA_STORE = "/var/lib/litellm-salt"
+FORMULA_CACHE = "/var/cache/litellm-salt"
+RESERVED_ACCOUNTS = frozenset(("root", "nobody", "nogroup"))
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([.-]?(post|rc|a|b)\d+)?$")
 ALIAS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")
@@ -468,10 +496,7 @@ def check_settings(settings):
     version = settings.get("version")
     if not isinstance(version, str) or not VERSION_RE.match(version):
         errors.append(f"litellm:version: must be an exact version like '1.108.7' (quote it), got {_describe(version)}")
-    venv = settings.get("venv")
-    _check_path(errors, "venv", venv)
-    if isinstance(venv, str) and venv.rstrip("/") in SYSTEM_DIRS | {""}:
-        errors.append(f"litellm:venv: {venv!r} is a system directory; use a dedicated one like /opt/litellm/venv")
+    _check_path(errors, "venv", settings.get("venv"))
     _check_path(errors, "config_dir", settings.get("config_dir"))
     _check_path(errors, "ca_bundle", settings.get("ca_bundle", ""), allow_empty=True)
     index = settings.get("package_index", {})
@@ -496,9 +521,149 @@ def check_settings(settings):
     _check_rollback(errors, settings.get("rollback", {}))
     _check_ca_certificates(errors, settings.get("ca_certificates", {}))
     _check_redis(errors, settings.get("redis", {}), settings.get("master_key"))
+    _check_ownership(errors, settings)
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
     return errors
+
+
+# --- ownership (pure): what the formula creates, and where it may -------------
+
+
+def _is_under(path, parent):
+    return parent == "/" or path == parent or path.startswith(parent + "/")
+
+
+def dedicated_dir_problem(path):
+    """
+    Why ``path`` (absolute) cannot be a directory of the formula's own, or
+    None: a system directory, anything below /boot, /dev, /proc, /run, /sys,
+    /home, /root or /tmp, or a path inside a system directory that is not one
+    that holds a directory per program (/etc/litellm and /opt/litellm are
+    fine, /etc/ssh and /usr/lib/litellm are not).
+    """
+    normal = os.path.normpath(path)
+    if normal != path.rstrip("/") or path.startswith("//"):
+        return f"{path!r} is not a normalized path (no '.', '..' or '//'); write it as {normal!r}"
+    if normal in SYSTEM_DIRS:
+        return f"{normal} is a system directory; use a dedicated one like /opt/litellm/venv or /etc/litellm"
+    for tree in FORBIDDEN_TREES:
+        if _is_under(normal, tree):
+            return f"{normal} is below {tree}, where the formula never creates anything"
+    nearest = max((d for d in SYSTEM_DIRS if _is_under(normal, d)), key=len)
+    if nearest not in DEDICATED_PARENTS:
+        return f"{normal} is inside the system directory {nearest}; use a dedicated one like /opt/litellm/venv"
+    return None
+
+
+def plan_layout(settings):
+    """
+    What the formula creates on a host for ``settings`` (the merged map):
+    one entry per path, unit, user and group, each with the pillar key that
+    names it (None for the formula's fixed directories) and the job (SLS)
+    that removes it. Pure; tolerates bad values (validation reports them).
+    """
+    settings = settings if isinstance(settings, dict) else {}
+    text = lambda value: value if isinstance(value, str) and value.startswith("/") else ""  # noqa: E731
+    service = settings.get("service") if isinstance(settings.get("service"), dict) else {}
+    lookup = settings.get("lookup") if isinstance(settings.get("lookup"), dict) else {}
+    name = service.get("name") if isinstance(service.get("name"), str) else ""
+    entries = []
+
+    def add(kind, key, job, path="", **extra):
+        entries.append(dict(kind=kind, key=key, job=job, path=path, **extra))
+
+    unit_dir = text(lookup.get("systemd_unit_dir")) or UNIT_DIRS[0]
+    if name:
+        add("unit", "service:name", "service", f"{unit_dir}/{name}.service", name=f"{name}.service")
+        add("dir", "service:name", "package", f"/var/lib/{name}", what="systemd's StateDirectory")
+        add("dir", "service:name", "package", f"/var/cache/{name}", what="systemd's CacheDirectory")
+        add("runtime", "service:name", "service", f"/run/{name}", what="systemd's RuntimeDirectory")
+    for key in ("user", "group"):
+        if isinstance(service.get(key), str) and service.get(key):
+            add(key, f"service:{key}", "package", name=service[key])
+    if text(settings.get("config_dir")):
+        add("dir", "config_dir", "config", text(settings["config_dir"]))
+    venv = text(settings.get("venv"))
+    if venv:
+        add("venv", "venv", "package", venv)
+        add("dir", "venv", "package", venv.rstrip("/") + "-releases", what="its releases")
+    # "store": the formula adds its own files to it; an existing one is used, not taken over.
+    add("store", None, "package", FORMULA_CACHE, what="the formula's installer cache")
+    add("dir", None, "owner", f"{FORMULA_STORE}/known-good", what="the formula's known-good releases")
+    for section in ("preflight", "smoke"):
+        value = settings.get(section) if isinstance(settings.get(section), dict) else {}
+        if text(value.get("evidence_dir")):
+            add("store", f"{section}:evidence_dir", "owner", text(value["evidence_dir"]))
+    ca_dir = text(lookup.get("ca_certificates_dir")) or CA_CERTIFICATES_DIRS[0]
+    certs = settings.get("ca_certificates") if isinstance(settings.get("ca_certificates"), dict) else {}
+    for ca_name in sorted(map(str, certs)):
+        add("file", f"ca_certificates:{ca_name}", "package", f"{ca_dir}/litellm-salt-{ca_name}.crt")
+    return entries
+
+
+def _check_lookup_paths(errors, lookup):
+    if not isinstance(lookup, dict):
+        errors.append(f"litellm:lookup: must be a mapping, got {_describe(lookup)}")
+        return
+    for key, allowed in (("systemd_unit_dir", UNIT_DIRS), ("ca_certificates_dir", CA_CERTIFICATES_DIRS)):
+        value = lookup.get(key, allowed[0])
+        if value not in allowed:
+            errors.append(f"litellm:lookup:{key}: must be one of {', '.join(allowed)}, got {_describe(value)}")
+    for key in ("python", "nologin_shell"):
+        if key in lookup:
+            _check_path(errors, f"lookup:{key}", lookup[key])
+
+
+def _check_overlaps(errors, entries):
+    dirs = [
+        e for e in entries
+        if e["kind"] in ("dir", "venv", "runtime", "store") and e["path"] and not dedicated_dir_problem(e["path"])
+    ]
+    reported = set()
+    for position, first in enumerate(dirs):
+        for second in dirs[position + 1 :]:
+            a, b = os.path.normpath(first["path"]), os.path.normpath(second["path"])
+            kinds = {first["kind"], second["kind"]}
+            if "store" in kinds and (kinds == {"store"} or _is_under(a, FORMULA_STORE) and _is_under(b, FORMULA_STORE)):
+                continue  # evidence and caches may share a directory, and live in the formula's store
+            if not (_is_under(a, b) or _is_under(b, a)):
+                continue
+            # Blame a pillar key: the inner path, unless it is one of the formula's fixed ones.
+            inner, outer = (first, second) if len(a) >= len(b) else (second, first)
+            if inner["key"] is None:
+                inner, outer = outer, inner
+            if (inner["key"], outer["key"]) in reported:
+                continue
+            reported.add((inner["key"], outer["key"]))
+            of = f"litellm:{outer['key']}" + (f" ({outer['what']})" if outer.get("what") else "")
+            if outer["key"] is None:
+                of = outer["what"]
+            errors.append(
+                f"litellm:{inner['key']}: {os.path.normpath(inner['path'])} overlaps {os.path.normpath(outer['path'])}"
+                f" of {of}; the formula's paths must not overlap (removing one would remove the other)"
+            )
+
+
+def _check_ownership(errors, settings):
+    """Paths, unit, user and group the formula may create, before the host is asked."""
+    for key in ("venv", "config_dir", "preflight:evidence_dir", "smoke:evidence_dir"):
+        section, _, field = key.rpartition(":")
+        holder = settings.get(section) if section else settings
+        value = holder.get(field, "") if isinstance(holder, dict) else ""
+        if isinstance(value, str) and value.startswith("/") and not any(ch.isspace() for ch in value):
+            problem = dedicated_dir_problem(value)
+            if problem:
+                errors.append(f"litellm:{key}: {problem}")
+    _check_lookup_paths(errors, settings.get("lookup", {}))
+    service = settings.get("service") if isinstance(settings.get("service"), dict) else {}
+    for key in ("user", "group"):
+        if service.get(key) in RESERVED_ACCOUNTS - ({"root"} if key == "user" else set()):
+            errors.append(
+                f"litellm:service:{key}: {service[key]!r} is a system account; the formula runs the service "
+                "as an account of its own that it creates"
+            )
+    _check_overlaps(errors, plan_layout(settings))
 
 
 # --- rendering (pure) ---------------------------------------------------------
@@ -660,6 +825,24 @@ def validate(settings=None, saltenv="base"):
         settings = _merged_settings(saltenv)
     errors = check_settings(settings)
     return {"valid": not errors, "errors": errors}
+
+
+def layout(settings=None, saltenv="base"):
+    """
+    What the formula would create on this host for the merged settings
+    (default: defaults + pillar): each path, unit, user and group, with the
+    pillar key that names it. Changes nothing; ``litellm_owner.show`` lists
+    what it did create.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_config.layout
+    """
+    if settings is None:
+        settings = _merged_settings(saltenv)
+    return plan_layout(settings)
 
 
 def _render_template(name, settings, saltenv):

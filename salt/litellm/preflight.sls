@@ -15,7 +15,7 @@ litellm-preflight-go:
     - name: litellm
     - settings: {{ litellm | json }}
     - evidence_dir: {{ litellm.preflight.evidence_dir or None | json }}
-    - order: 2
+    - order: 3
     - failhard: True
     - require:
       - sls: {{ tplroot }}.validate

@@ -138,6 +138,7 @@ def test_preflight_no_go_stops_the_run_before_any_change(modules):
     assert results["litellm-validate-pillar-validated"] is True
     assert results["litellm-preflight-go"] is False
     ran = [r.id for r in ret if "failhard" not in (r.comment or "").lower()]
-    assert ran == ["litellm-validate-pillar-validated", "litellm-preflight-go"], ran
+    assert ran == ["litellm-validate-pillar-validated", "litellm-owner-record-checked", "litellm-preflight-go"], ran
     assert set(os.listdir("/etc")) == before
     assert not os.path.exists("/etc/litellm") and not os.path.exists("/opt/litellm")
+    assert not os.path.exists("/var/lib/litellm-salt/owned.json")  # nothing claimed before the GO

@@ -286,9 +286,10 @@ def test_master_key_is_never_exposed(deployed, apply, host, test_site, outputs, 
 
 def test_clean_removes_everything_the_formula_added(deployed, apply, host):
     run = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
-    assert "litellm-service-clean-service-dead" in run.changed()
+    assert "litellm-service-clean-owned-removed" in run.changed()
     for path in ("/etc/litellm", "/opt/litellm/venv", "/etc/systemd/system/litellm.service",
-                 "/var/lib/litellm", "/var/cache/litellm", "/var/cache/litellm-salt", "/opt/litellm"):
+                 "/var/lib/litellm", "/var/cache/litellm", "/var/cache/litellm-salt", "/opt/litellm",
+                 "/var/lib/litellm-salt"):
         assert host.run(["test", "-e", path], check=False).returncode != 0, f"{path} left behind"
     assert host.run(["getent", "passwd", "litellm"], check=False).returncode != 0
     assert host.run(["getent", "group", "litellm"], check=False).returncode != 0

@@ -37,4 +37,4 @@ def test_every_sls_state_id_follows_the_naming_scheme():
         ids += re.findall(r"^(litellm-[a-z0-9{}\-_. |~/]+):\s*$", path.read_text(), re.M)
     assert len(ids) > 15
     assert all(i.startswith(("litellm-validate-", "litellm-preflight-", "litellm-package-", "litellm-config-",
-                             "litellm-service-", "litellm-smoke-", "litellm-redis-")) for i in ids), ids
+                             "litellm-service-", "litellm-smoke-", "litellm-redis-", "litellm-owner-")) for i in ids), ids

@@ -1,13 +1,14 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
+{#- The config directory the formula's record lists (config.yaml, litellm.env). #}
 {%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import litellm with context %}
 
 include:
   - {{ tplroot }}.service.clean
 
-litellm-config-clean-directory-absent:
-  file.absent:
-    - name: {{ litellm.config_dir }}
+litellm-config-clean-owned-removed:
+  litellm_owner.removed:
+    - name: litellm
+    - jobs: [config]
     - require:
       - sls: {{ tplroot }}.service.clean

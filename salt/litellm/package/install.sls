@@ -13,14 +13,14 @@
 {%- set pkgs = litellm.lookup.pkgs + (['ca-certificates'] if site_cas else []) %}
 
 include:
-  - {{ tplroot }}.validate
+  - {{ tplroot }}.owner
 
 litellm-package-install-group-present:
   group.present:
     - name: {{ svc.group }}
     - system: True
     - require:
-      - sls: {{ tplroot }}.validate
+      - sls: {{ tplroot }}.owner
 
 litellm-package-install-user-present:
   user.present:
@@ -37,7 +37,7 @@ litellm-package-install-pkg-installed:
   pkg.installed:
     - pkgs: {{ pkgs | unique | list | json }}
     - require:
-      - sls: {{ tplroot }}.validate
+      - sls: {{ tplroot }}.owner
 
 {#- Site CAs into the system trust store, before anything is downloaded. #}
 {%- for ca_name, pem in site_cas | dictsort %}
@@ -73,7 +73,7 @@ litellm-package-install-lock-file-managed:
     - makedirs: True
     - dir_mode: '0755'
     - require:
-      - sls: {{ tplroot }}.validate
+      - sls: {{ tplroot }}.owner
 
 litellm-package-install-venv-installed:
   litellm_venv.installed:

@@ -1,24 +1,10 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{#- Removes the Redis that litellm.redis installed (on litellm:redis:server only). #}
-{%- set tplroot = tpldir.split('/')[0] %}
-{%- from tplroot ~ "/map.jinja" import litellm with context %}
-{%- set redis = litellm.get('redis') or {} %}
-{%- if redis.get('server') and redis.get('server') == grains['id'] %}
+{#- Removes the Redis server that litellm.redis installed: only what the
+    formula's record on this host lists (a redis-server it did not install
+    stays), whatever pillar says now. #}
 
-litellm-redis-clean-service-dead:
-  service.dead:
-    - name: redis-server
-    - enable: False
-
-litellm-redis-clean-pkg-purged:
-  pkg.purged:
-    - name: redis-server
-    - require:
-      - service: litellm-redis-clean-service-dead
-{%- else %}
-
-litellm-redis-clean-not-this-host:
-  test.succeed_without_changes:
-    - name: "not the Redis host ({{ grains['id'] }})"
-{%- endif %}
+litellm-redis-clean-owned-removed:
+  litellm_owner.removed:
+    - name: litellm:redis
+    - jobs: [redis]

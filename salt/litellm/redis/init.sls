@@ -20,11 +20,22 @@ litellm-redis-validated:
 {%- if redis.get('server') and redis.get('server') == grains['id'] %}
 {%-   set bind = redis.get('bind') or (['127.0.0.1'] + ([redis.host] if redis.host != '127.0.0.1' else [])) %}
 
+{#- A redis-server the formula did not install is never taken over (nor
+    purged by litellm.redis.clean): leave litellm:redis:server empty to use it. #}
+litellm-redis-owner-claimed:
+  litellm_owner.claimed:
+    - name: litellm:redis
+    - settings: {{ litellm | json }}
+    - scope: redis
+    - failhard: True
+    - require:
+      - litellm_config: litellm-redis-validated
+
 litellm-redis-pkg-installed:
   pkg.installed:
     - name: redis-server
     - require:
-      - litellm_config: litellm-redis-validated
+      - litellm_owner: litellm-redis-owner-claimed
 
 litellm-redis-config-file-managed:
   file.managed:

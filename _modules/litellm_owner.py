@@ -1,0 +1,534 @@
+"""
+What the formula owns on a host: the record, the takeover check, and removal.
+
+Every deploy claims, before it creates anything, the paths, unit, user and
+group it is about to create, in a root-only record on the host
+(``/var/lib/litellm-salt/owned.json``, 0600). Anything that already exists and
+is not in the record belongs to someone else: the run stops, naming the pillar
+key, before the host changes. ``litellm.clean`` removes exactly what the record
+lists, whatever pillar says at clean time; a host with no record gets a clean
+that changes nothing.
+
+Pure functions decide (``plan``, ``removal_order``); thin wrappers read the
+host (``facts``) and act (``claim``, ``remove``).
+"""
+
+import datetime
+import grp
+import json
+import logging
+import os
+import pwd
+import shutil
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "litellm_owner"
+
+STORE = "/var/lib/litellm-salt"
+RECORD = f"{STORE}/owned.json"
+RECORD_FORMAT = 1
+# Where a unit of the same name would come from (systemd's search path).
+UNIT_SEARCH_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/run/systemd/transient",
+    "/run/systemd/generator",
+    "/run/systemd/generator.late",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
+# Removal order inside one job; parents (directories made on the way to one
+# of the formula's paths) go last, deepest first, and only when empty.
+KIND_ORDER = ("unit", "runtime", "venv", "dir", "store", "file", "user", "group", "pkg", "parent")
+# The order litellm.clean removes the jobs in (redis is litellm.redis.clean's own).
+JOB_ORDER = ("service", "config", "package", "owner")
+MANAGED_HEADER = "# Managed by Salt (litellm formula)"
+WHAT = {
+    "unit": "a unit",
+    "user": "a user",
+    "group": "a group",
+    "pkg": "a package",
+}
+
+
+def __virtual__():
+    if not os.path.isfile("/etc/passwd"):
+        return (False, "litellm_owner needs a Linux host (/etc/passwd)")
+    return __virtualname__
+
+
+# --- pure -----------------------------------------------------------------------------
+
+
+def identity(entry):
+    """What an entry is on the host: ('path', '/etc/litellm'), ('user', 'litellm'), ..."""
+    if entry["kind"] in ("user", "group", "pkg"):
+        return (entry["kind"], entry["name"])
+    if entry["kind"] == "unit":
+        return ("unit", entry["name"])
+    return ("path", os.path.normpath(entry["path"]))
+
+
+def ancestors(path):
+    """'/opt/litellm/venv' -> ['/opt/litellm', '/opt'] (never '/')."""
+    found = []
+    parent = os.path.dirname(os.path.normpath(path))
+    while parent not in ("/", ""):
+        found.append(parent)
+        parent = os.path.dirname(parent)
+    return found
+
+
+def _label(entry):
+    if entry["kind"] in ("user", "group", "pkg"):
+        return f"{entry['kind']} {entry['name']!r}"
+    if entry["kind"] == "unit":
+        return entry["name"]
+    return os.path.normpath(entry["path"])
+
+
+def _refusal(entry, found):
+    key = f"litellm:{entry['key']}" if entry.get("key") else entry.get("what", "the formula")
+    what = WHAT.get(entry["kind"], "a path")
+    of = f" ({entry['what']})" if entry.get("what") and entry.get("key") else ""
+    return (
+        f"{key}: {_label(entry)}{of} already exists on this host ({found}) and is not in the formula's record "
+        f"({RECORD}); the formula never takes over {what} it did not create: choose another value"
+    )
+
+
+def plan(entries, record_entries, facts, stamp=""):
+    """
+    Decide, for the layout ``entries`` (litellm_config.plan_layout), which are
+    already the formula's, which it may claim (absent now, with the absent
+    directories on the way to them), and which would be a takeover.
+
+    ``facts`` maps an identity to what exists there (a short description) or
+    None. Returns ``(claims, problems)``.
+    """
+    owned = {identity(e) for e in record_entries}
+    claims, problems, claimed = [], [], set(owned)
+    for entry in entries:
+        ident = identity(entry)
+        found = facts.get(ident)
+        if entry["kind"] == "runtime":
+            unit = ("unit", entry.get("unit") or f"{os.path.basename(entry['path'])}.service")
+            if found and unit not in owned:
+                problems.append(_refusal(entry, found))
+            continue
+        if ident in owned:
+            continue
+        if found:
+            if entry["kind"] != "store":  # the formula's files go into an existing one: not a takeover
+                problems.append(_refusal(entry, found))
+            continue
+        if ident in claimed:
+            continue
+        claimed.add(ident)
+        claims.append(dict(entry, recorded=stamp))
+        if ident[0] != "path":
+            continue
+        for parent in ancestors(ident[1]):
+            if facts.get(("path", parent)) or ("path", parent) in claimed:
+                break
+            claimed.add(("path", parent))
+            claims.append({"kind": "parent", "key": entry.get("key"), "job": "owner", "path": parent,
+                           "recorded": stamp})
+    return claims, problems
+
+
+def removal_order(record_entries, jobs):
+    """The record's entries of ``jobs``, in the order they are removed."""
+    chosen = [e for e in record_entries if e.get("job") in jobs]
+    return sorted(
+        chosen,
+        key=lambda e: (KIND_ORDER.index(e["kind"]) if e["kind"] in KIND_ORDER else len(KIND_ORDER),
+                       -len(e.get("path") or "") if e["kind"] == "parent" else 0),
+    )
+
+
+def legacy_entries(unit_text, unit_path):
+    """
+    A unit file written by a formula version from before the record (it
+    carries the formula's header): what that deploy created, read from the
+    unit itself (user, group, config dir, venv, systemd's directories).
+    """
+    if not unit_text.startswith(MANAGED_HEADER):
+        return []
+    fields = {}
+    for line in unit_text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    name = os.path.basename(unit_path)[: -len(".service")]
+    entries = [{"kind": "unit", "key": "service:name", "job": "service", "path": unit_path, "name": f"{name}.service"}]
+    for kind in ("User", "Group"):
+        if fields.get(kind):
+            entries.append({"kind": kind.lower(), "key": f"service:{kind.lower()}", "job": "package",
+                            "name": fields[kind], "path": ""})
+    if fields.get("EnvironmentFile", "").startswith("/"):
+        entries.append({"kind": "dir", "key": "config_dir", "job": "config",
+                        "path": os.path.dirname(fields["EnvironmentFile"].lstrip("-"))})
+    program = fields.get("ExecStart", "").split(" ")[0]
+    if program.endswith("/bin/litellm"):
+        venv = os.path.dirname(os.path.dirname(program))
+        entries.append({"kind": "venv", "key": "venv", "job": "package", "path": venv})
+        entries.append({"kind": "dir", "key": "venv", "job": "package", "path": f"{venv}-releases"})
+    for field, root in (("StateDirectory", "/var/lib"), ("CacheDirectory", "/var/cache")):
+        if fields.get(field):
+            entries.append({"kind": "dir", "key": "service:name", "job": "package",
+                            "path": f"{root}/{fields[field]}"})
+    return entries
+
+
+# --- host I/O -------------------------------------------------------------------------
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _path_fact(path):
+    try:
+        if os.path.islink(path):
+            return f"a symlink to {os.readlink(path)}"
+        if os.path.isdir(path):
+            return "a directory"
+        if os.path.lexists(path):
+            return "a file"
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    return None
+
+
+def _unit_fact(name):
+    for directory in UNIT_SEARCH_DIRS:
+        path = os.path.join(directory, name)
+        if os.path.lexists(path):
+            return path
+    if os.path.isdir("/run/systemd/system") and "cmd.run_all" in __salt__:
+        # An alias (sshd.service -> ssh.service) has no file of its own name.
+        shown = __salt__["cmd.run_all"](
+            ["systemctl", "show", "--property=LoadState,Id", name], python_shell=False, ignore_retcode=True
+        )
+        values = dict(line.partition("=")[::2] for line in shown.get("stdout", "").splitlines())
+        if values.get("LoadState") not in (None, "", "not-found"):
+            return f"loaded as {values.get('Id') or name}"
+    return None
+
+
+def _account_fact(kind, name):
+    try:
+        number = pwd.getpwnam(name).pw_uid if kind == "user" else grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+    label = "uid" if kind == "user" else "gid"
+    return f"{label} {number}" + (", a system account" if number < 1000 else "")
+
+
+def _pkg_fact(name):
+    version = __salt__["pkg.version"](name) if "pkg.version" in __salt__ else ""
+    return f"version {version} installed" if version else None
+
+
+def facts(entries, owned=()):
+    """What exists on the host for each entry not already owned (and the directories on the way)."""
+    found = {}
+    for entry in entries:
+        ident = identity(entry)
+        if ident in owned and entry["kind"] != "runtime":
+            continue
+        if ident[0] == "path":
+            for path in [ident[1]] + ancestors(ident[1]):
+                found.setdefault(("path", path), _path_fact(path))
+        elif ident[0] == "unit":
+            found[ident] = _unit_fact(ident[1])
+        elif ident[0] == "pkg":
+            found[ident] = _pkg_fact(ident[1])
+        else:
+            found[ident] = _account_fact(*ident)
+    return found
+
+
+def read_record(path=None):
+    """The record as a dict, or None when the formula has no record on this host."""
+    path = path or RECORD
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RuntimeError(f"{path}: the formula's record is unreadable ({exc}); nothing was changed") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("entries"), list):
+        raise RuntimeError(f"{path}: the formula's record is not a record (no entries); nothing was changed")
+    return record
+
+
+def _write_record(record, path=None):
+    path = path or RECORD
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _legacy_record(entries):
+    """Adopt a deploy of a formula version before the record (see ``legacy_entries``)."""
+    for entry in entries:
+        if entry["kind"] == "unit" and os.path.isfile(entry["path"]):
+            try:
+                with open(entry["path"], encoding="utf-8") as handle:
+                    adopted = legacy_entries(handle.read(), entry["path"])
+            except OSError:
+                return None
+            # and the formula's own directories (known-good releases, evidence, installer cache)
+            adopted += [e for e in entries if e.get("key") is None or e["kind"] == "store" and
+                        (e["path"] + "/").startswith(STORE + "/")]
+            present = [e for e in adopted if e["kind"] == "unit" or facts([e]).get(identity(e))]
+            if present and os.path.isdir(STORE):
+                present.append({"kind": "parent", "key": None, "job": "owner", "path": STORE})
+            if present:
+                return {"format": RECORD_FORMAT, "adopted": _now(), "entries": [dict(e, recorded="adopted")
+                                                                              for e in present]}
+    return None
+
+
+def check(entries):
+    """
+    Read-only: ``{"claims", "problems", "adopted"}`` for the layout ``entries``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_owner.check "$(salt-call --local --out=json litellm_config.layout)"
+    """
+    record = read_record()
+    adopted = None
+    if record is None:
+        adopted = _legacy_record(entries)
+        record = adopted or {"entries": []}
+    owned = {identity(e) for e in record["entries"]}
+    claims, problems = plan(entries, record["entries"], facts(entries, owned), stamp=_now())
+    labels = [_label(e) for e in (adopted or {}).get("entries", []) + claims]
+    return {"claims": claims, "labels": labels, "problems": problems, "adopted": bool(adopted)}
+
+
+def claim(entries):
+    """
+    Record as the formula's the entries of ``entries`` that do not exist yet,
+    before they are created; refuses (raises, naming the pillar key) when one
+    exists and is not the formula's. Returns the newly recorded entries.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_owner.claim "$(salt-call --local --out=json litellm_config.layout)"
+    """
+    decided = check(entries)
+    if decided["problems"]:
+        raise RuntimeError("\n".join(decided["problems"]))
+    record = read_record() or {"format": RECORD_FORMAT, "entries": []}
+    if decided["adopted"]:
+        record = _legacy_record(entries)
+    known = {identity(e) for e in record["entries"] + decided["claims"]}
+    if decided["claims"] and not os.path.isdir(STORE) and ("path", STORE) not in known:
+        # The record's own directory is the formula's too.
+        decided["claims"].append({"kind": "parent", "key": None, "job": "owner", "path": STORE, "recorded": _now()})
+    if decided["claims"] or decided["adopted"]:
+        record["entries"] = record["entries"] + decided["claims"]
+        _write_record(record)
+    return decided["claims"]
+
+
+def absent(path):
+    """
+    ``path`` and the directories on the way to it that do not exist yet
+    (deepest first); [] when it exists. For what is created outside the
+    claim (the preflight's evidence, written before the claim runs).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_owner.absent /var/lib/litellm-salt/evidence
+    """
+    if not path or _path_fact(path):
+        return []
+    found = [os.path.normpath(path)]
+    for parent in ancestors(path):
+        if _path_fact(parent):
+            break
+        found.append(parent)
+    return found
+
+
+def note(paths, key):
+    """
+    Record directories the formula has just created (``absent`` before, they
+    exist now), the first as one it writes its files into, the others as the
+    directories on the way; the ones that still do not exist are skipped.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_owner.note '[/var/lib/litellm-salt/evidence, /var/lib/litellm-salt]' preflight:evidence_dir
+    """
+    made = [p for p in paths if os.path.isdir(p)]
+    if not made:
+        return []
+    record = read_record() or {"format": RECORD_FORMAT, "entries": []}
+    known = {identity(e) for e in record["entries"]}
+    new = [
+        {"kind": "store" if position == 0 else "parent", "key": key, "job": "owner", "path": path, "recorded": _now()}
+        for position, path in enumerate(made)
+        if ("path", path) not in known
+    ]
+    if new:
+        record["entries"] += new
+        _write_record(record)
+    return new
+
+
+def show():
+    """
+    What the formula created on this host and will remove on ``litellm.clean``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_owner.show
+    """
+    record = read_record()
+    if record is None:
+        return {"record": None, "comment": f"no record of the formula on this host ({RECORD}): it owns nothing here"}
+    return {"record": RECORD, "entries": [dict(e, label=_label(e)) for e in record["entries"]]}
+
+
+def _remove_path(path):
+    if os.path.islink(path) or os.path.isfile(path):
+        os.unlink(path)
+    elif os.path.isdir(path):
+        shutil.rmtree(path)
+    else:
+        return False
+    return True
+
+
+def _systemd_running():
+    return os.path.isdir("/run/systemd/system")
+
+
+def _remove_unit(entry):
+    if _systemd_running():
+        __salt__["service.stop"](entry["name"])
+        __salt__["service.disable"](entry["name"])
+    return _remove_path(entry["path"])
+
+
+def _remove_account(entry):
+    if not _account_fact(entry["kind"], entry["name"]):
+        return False
+    delete = __salt__["user.delete" if entry["kind"] == "user" else "group.delete"]
+    if not delete(entry["name"]):
+        raise RuntimeError(f"could not delete {entry['kind']} {entry['name']}")
+    return True
+
+
+def _remove_pkg(entry):
+    if not _pkg_fact(entry["name"]):
+        return False
+    if _systemd_running():
+        __salt__["service.stop"](entry["name"])
+    __salt__["pkg.purge"](entry["name"])
+    return True
+
+
+def _remove_one(entry):
+    """Remove one entry; True when something was there."""
+    kind = entry["kind"]
+    if kind == "unit":
+        return _remove_unit(entry)
+    if kind in ("user", "group"):
+        return _remove_account(entry)
+    if kind == "pkg":
+        return _remove_pkg(entry)
+    if kind == "parent":
+        try:
+            os.rmdir(entry["path"])
+        except FileNotFoundError:
+            return False
+        except OSError:
+            raise RuntimeError(f"{entry['path']} was left: it is not empty (it holds files the formula did not put there)")
+        return True
+    return _remove_path(entry["path"])
+
+
+def _after_removal(removed):
+    kinds = {e["kind"] for e in removed}
+    if "unit" in kinds and _systemd_running():
+        __salt__["service.systemctl_reload"]()
+    if any(e["kind"] == "file" and e["key"].startswith("ca_certificates:") for e in removed):
+        __salt__["cmd.run_all"](["update-ca-certificates", "--fresh"], python_shell=False)
+
+
+def remove(jobs, test=False):
+    """
+    Remove what the record lists for ``jobs`` (service, config, package,
+    owner, redis), whatever pillar says now, and drop it from the record; the
+    owner job last removes the record itself. Returns ``{"record", "removed",
+    "left", "errors"}`` (labels); with ``test`` only what would be removed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call --local litellm_owner.remove '[service, config, package, owner]' test=True
+    """
+    record = read_record()
+    if record is None:
+        return {"record": None, "removed": [], "left": [], "errors": []}
+    todo = [e for e in removal_order(record["entries"], jobs) if e["kind"] != "parent"]
+    if test:
+        # litellm.clean runs the jobs in JOB_ORDER: the earlier ones will have gone by then.
+        last = max((JOB_ORDER.index(j) for j in jobs if j in JOB_ORDER), default=-1)
+        rest = [e for e in record["entries"] if e not in todo and not (
+            e.get("job") in JOB_ORDER and JOB_ORDER.index(e["job"]) < last)]
+        parents = removal_order(rest, ["owner"]) if all(e["kind"] == "parent" for e in rest) else []
+        return {"record": RECORD, "removed": [_label(e) for e in todo + parents], "left": [], "errors": []}
+    removed, errors = [], []
+    for entry in todo:
+        try:
+            if _remove_one(entry):
+                removed.append(entry)
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(f"{_label(entry)}: {exc}")
+            continue
+        record["entries"].remove(entry)
+        _write_record(record)
+    _after_removal(removed)
+    left = []
+    if all(e["kind"] == "parent" for e in record["entries"]):
+        # Nothing but the directories on the way is left: the record goes, then they do.
+        parents = removal_order(record["entries"], ["owner"])
+        os.unlink(RECORD)
+        for entry in parents:
+            try:
+                if _remove_one(entry):
+                    removed.append(entry)
+            except RuntimeError as exc:
+                left.append(str(exc))
+    return {"record": RECORD, "removed": [_label(e) for e in removed], "left": left, "errors": errors}

@@ -1,0 +1,30 @@
+# -*- coding: utf-8 -*-
+# vim: ft=sls
+{#- Gate: before anything is created, refuse a takeover (a path, unit, user or
+    group that exists on the host and is not in the formula's record), naming
+    the pillar key (read-only, before the preflight); after the preflight,
+    record what this run will create. litellm.clean removes only what the
+    record lists. failhard: nothing changes on a refusal. #}
+{%- set tplroot = tpldir.split('/')[0] %}
+{%- from tplroot ~ "/map.jinja" import litellm with context %}
+
+include:
+  - {{ tplroot }}.validate
+
+litellm-owner-record-checked:
+  litellm_owner.checked:
+    - name: litellm
+    - settings: {{ litellm | json }}
+    - order: 2
+    - failhard: True
+    - require:
+      - sls: {{ tplroot }}.validate
+
+litellm-owner-record-claimed:
+  litellm_owner.claimed:
+    - name: litellm
+    - settings: {{ litellm | json }}
+    - order: 4
+    - failhard: True
+    - require:
+      - litellm_owner: litellm-owner-record-checked
