@@ -575,7 +575,8 @@ def plan_layout(settings):
 
     unit_dir = text(lookup.get("systemd_unit_dir")) or UNIT_DIRS[0]
     if name:
-        add("unit", "service:name", "service", f"{unit_dir}/{name}.service", name=f"{name}.service")
+        # parents=False: it goes into a directory of the system's, never one of the formula's
+        add("unit", "service:name", "service", f"{unit_dir}/{name}.service", name=f"{name}.service", parents=False)
         add("dir", "service:name", "package", f"/var/lib/{name}", what="systemd's StateDirectory")
         add("dir", "service:name", "package", f"/var/cache/{name}", what="systemd's CacheDirectory")
         add("runtime", "service:name", "service", f"/run/{name}", what="systemd's RuntimeDirectory")
@@ -598,7 +599,7 @@ def plan_layout(settings):
     ca_dir = text(lookup.get("ca_certificates_dir")) or CA_CERTIFICATES_DIRS[0]
     certs = settings.get("ca_certificates") if isinstance(settings.get("ca_certificates"), dict) else {}
     for ca_name in sorted(map(str, certs)):
-        add("file", f"ca_certificates:{ca_name}", "package", f"{ca_dir}/litellm-salt-{ca_name}.crt")
+        add("file", f"ca_certificates:{ca_name}", "package", f"{ca_dir}/litellm-salt-{ca_name}.crt", parents=False)
     return entries
 
 

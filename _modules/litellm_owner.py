@@ -128,7 +128,7 @@ def plan(entries, record_entries, facts, stamp=""):
             continue
         claimed.add(ident)
         claims.append(dict(entry, recorded=stamp))
-        if ident[0] != "path":
+        if ident[0] != "path" or entry.get("parents") is False:
             continue
         for parent in ancestors(ident[1]):
             if facts.get(("path", parent)) or ("path", parent) in claimed:

@@ -330,3 +330,11 @@ def test_preflight_evidence_made_before_the_claim_is_noted_as_the_formulas(host)
     noted = litellm_owner.note(fresh, "preflight:evidence_dir")
     assert [e["kind"] for e in noted] == ["store", "parent", "parent", "parent"]
     assert litellm_owner.absent(str(evidence)) == [] and litellm_owner.note(fresh, "x") == []
+
+
+def test_a_site_ca_file_is_claimed_but_never_the_system_directory_it_goes_into(reference_settings):
+    entries = _entries(_with(reference_settings, ca_certificates={"site": "pem"}))
+    claims, _ = litellm_owner.plan(entries, [], {("path", "/etc"): "a directory", ("path", "/opt"): "a directory"})
+    paths = {c["path"] for c in claims}
+    assert "/usr/local/share/ca-certificates/litellm-salt-site.crt" in paths
+    assert not paths & {"/usr/local/share/ca-certificates", "/usr/local/share", "/etc/systemd/system"}
