@@ -587,7 +587,9 @@ def plan_layout(settings):
         add("dir", "config_dir", "config", text(settings["config_dir"]))
     venv = text(settings.get("venv"))
     if venv:
-        add("venv", "venv", "package", venv)
+        # home: the venv's own parent (/opt/litellm), made for it, unless it is a shared one (/opt)
+        home = os.path.dirname(os.path.normpath(venv))
+        add("venv", "venv", "package", venv, home=home if not dedicated_dir_problem(home) else "")
         add("dir", "venv", "package", venv.rstrip("/") + "-releases", what="its releases")
     # "store": the formula adds its own files to it; an existing one is used, not taken over.
     add("store", None, "package", FORMULA_CACHE, what="the formula's installer cache")

@@ -295,8 +295,12 @@ def _legacy_record(entries):
             adopted += [e for e in entries if e.get("key") is None or e["kind"] == "store" and
                         (e["path"] + "/").startswith(STORE + "/")]
             present = [e for e in adopted if e["kind"] == "unit" or facts([e]).get(identity(e))]
-            if present and os.path.isdir(STORE):
-                present.append({"kind": "parent", "key": None, "job": "owner", "path": STORE})
+            # the directories those deploys made on the way: the venv's home, the formula's store
+            homes = {e.get("home") for e in entries if e["kind"] == "venv"} & {
+                os.path.dirname(e["path"]) for e in present if e["kind"] == "venv"}
+            for path in sorted(homes - {"", None}) + [STORE]:
+                if os.path.isdir(path):
+                    present.append({"kind": "parent", "key": None, "job": "owner", "path": path})
             if present:
                 return {"format": RECORD_FORMAT, "adopted": _now(), "entries": [dict(e, recorded="adopted")
                                                                               for e in present]}

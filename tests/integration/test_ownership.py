@@ -28,8 +28,8 @@ def _snapshot(host):
     return host.run(["sh", "-c", SNAPSHOT]).stdout
 
 
-def _settings(test_site, **changes):
-    settings = copy.deepcopy(test_site.settings)
+def _settings(base, **changes):
+    settings = copy.deepcopy(base)
     for dotted, value in changes.items():
         node = settings
         *parents, last = dotted.split("__")
@@ -78,8 +78,9 @@ TAKEOVERS = [
 def test_every_takeover_pillar_is_refused_and_nothing_on_the_host_changes(bare, apply, host, test_site):
     host.run(["mkdir", "/etc/site-app"])  # a directory of another program, unknown to the formula
     before = _snapshot(host)
+    original = copy.deepcopy(test_site.settings)
     for changes, where, words in TAKEOVERS:
-        test_site.write(_settings(test_site, **changes))
+        test_site.write(_settings(original, **changes))
         run = apply.salt_ssh("state.apply", "litellm")
         assert run.returncode != 0, changes
         failed = run.failed()
@@ -91,6 +92,7 @@ def test_every_takeover_pillar_is_refused_and_nothing_on_the_host_changes(bare, 
             assert words in clean.failed().get(where, ""), (changes, clean.failed())
         else:
             assert clean.changed() == [] and "No record of the formula" in clean.text, changes
+    test_site.write(original)
     assert _snapshot(host) == before
     host.run(["rmdir", "/etc/site-app"])
 
@@ -102,7 +104,7 @@ def _show(apply):
 
 
 def test_clean_removes_what_the_record_lists_not_what_pillar_says_now(bare, apply, host, test_site):
-    test_site.write(_settings(test_site))
+    original = copy.deepcopy(test_site.settings)
     # Directories of the site's own at the paths the pillar will name at clean time.
     for path in ("/etc/litellm-next", "/opt/next/venv"):
         host.run(["sh", "-c", f"mkdir -p {path} && echo mine > {path}/sentinel"])
@@ -124,7 +126,7 @@ def test_clean_removes_what_the_record_lists_not_what_pillar_says_now(bare, appl
     assert adopted.changed() == ["litellm-owner-record-claimed"], adopted.changed()
     assert "adopting a deploy of an earlier formula version" in adopted.states["litellm-owner-record-claimed"]["comment"]
 
-    test_site.write(_settings(test_site, config_dir="/etc/litellm-next", venv="/opt/next/venv"))
+    test_site.write(_settings(original, config_dir="/etc/litellm-next", venv="/opt/next/venv"))
     would = apply.salt_ssh("state.apply", "litellm.clean", "test=True").assert_ok()
     listed_now = {e["label"] for e in _show(apply)["entries"]}
     would_remove = set()
