@@ -14,6 +14,7 @@ import re
 import urllib.parse
 
 import salt.utils.yaml
+from salt.loader.context import NamedLoaderContext
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,6 @@ __virtualname__ = "litellm_config"
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
-REDACTED = "<redacted>"
 
 ROUTING_STRATEGIES = (
     "simple-shuffle",
@@ -41,6 +41,17 @@ SERVERS = ("gunicorn", "uvicorn")
 MIN_MASTER_KEY_LENGTH = 32
 MIN_REDIS_PASSWORD_LENGTH = 16
 REDIS_KEYS = {"host", "port", "password", "server", "bind", "maxmemory_mib"}
+PREFLIGHT_KEYS = {
+    "enabled",
+    "min_disk_gib",
+    "min_memory_mib",
+    "evidence_dir",
+    "keep_evidence",
+    "offline_wheelhouse",
+    "dns",
+    "site",
+}
+PREFLIGHT_SITE_KEYS = {"realm": bool, "admin_sudo_group": str, "netplan_single_file": bool, "resolver": bool}
 MODEL_LIMIT_KEYS = ("rpm", "tpm")
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -120,6 +131,8 @@ HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL})(\.{_LABEL})*$")
 
 
 def __virtual__():
+    if "litellm_settings.merged" not in __utils__:
+        return (False, "litellm_config needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
     return __virtualname__
 
 
@@ -376,8 +389,70 @@ def _check_service(errors, service):
         )
 
 
+def _check_preflight_dns(errors, dns):
+    key = "litellm:preflight:dns"
+    if not isinstance(dns, dict):
+        errors.append(f"{key}: must be a mapping with expected and ptr")
+        return
+    unknown = sorted(map(str, set(dns) - {"expected", "ptr"}))
+    if unknown:
+        errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: expected, ptr")
+    if not isinstance(dns.get("ptr", False), bool):
+        errors.append(f"{key}:ptr: must be true or false, got {dns.get('ptr')!r}")
+    expected = dns.get("expected", {}) or {}
+    if not isinstance(expected, dict):
+        errors.append(f"{key}:expected: must be a mapping of host: [addresses]")
+        return
+    for host, addresses in expected.items():
+        if not isinstance(addresses, list) or not addresses:
+            errors.append(f"{key}:expected:{host}: must be a non-empty list of IP addresses")
+            continue
+        for address in addresses:
+            try:
+                ipaddress.ip_address(str(address))
+            except ValueError:
+                errors.append(f"{key}:expected:{host}: {address!r} is not an IP address")
+
+
+def _check_preflight_site(errors, site):
+    key = "litellm:preflight:site"
+    if not isinstance(site, dict):
+        errors.append(f"{key}: must be a mapping")
+        return
+    for name, value in site.items():
+        if name not in PREFLIGHT_SITE_KEYS:
+            errors.append(f"{key}: unknown key {name!r}; allowed: {', '.join(PREFLIGHT_SITE_KEYS)}")
+        elif value not in (None, "", False) and not isinstance(value, PREFLIGHT_SITE_KEYS[name]):
+            errors.append(f"{key}:{name}: must be a {PREFLIGHT_SITE_KEYS[name].__name__}, got {value!r}")
+
+
+def _check_preflight(errors, preflight):
+    """litellm:preflight (not a mapping: check_settings says so)."""
+    if not isinstance(preflight, dict):
+        return
+    key = "litellm:preflight"
+    unknown = sorted(map(str, set(preflight) - PREFLIGHT_KEYS))
+    if unknown:
+        errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PREFLIGHT_KEYS))}")
+    for name in ("min_disk_gib", "min_memory_mib"):
+        if name in preflight and (not _is_number(preflight[name]) or preflight[name] < 0):
+            errors.append(f"{key}:{name}: must be a number >= 0, got {preflight[name]!r}")
+    keep = preflight.get("keep_evidence")
+    if keep not in ("", None) and (not _is_int(keep) or keep < 1):
+        errors.append(f"{key}:keep_evidence: must be an integer >= 1, got {keep!r}")
+    evidence = preflight.get("evidence_dir")
+    if evidence not in ("", None) and (not isinstance(evidence, str) or not evidence.startswith("/")):
+        errors.append(f"{key}:evidence_dir: must be an absolute path, got {evidence!r}")
+    wheelhouse = preflight.get("offline_wheelhouse")
+    if wheelhouse not in ("", None) and not isinstance(wheelhouse, (str, bool)):
+        errors.append(f"{key}:offline_wheelhouse: must be a path (or true), got {wheelhouse!r}")
+    if preflight.get("dns") not in (None, ""):
+        _check_preflight_dns(errors, preflight["dns"])
+    if preflight.get("site") not in (None, ""):
+        _check_preflight_site(errors, preflight["site"])
+
+
 def _check_smoke(errors, smoke):
-    # litellm:preflight's own keys are checked by the preflight's pillar check.
     if not isinstance(smoke, dict):
         errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
         return
@@ -498,6 +573,7 @@ def check_settings(settings):
     _check_redis(errors, settings.get("redis", {}), settings.get("master_key"))
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
+    _check_preflight(errors, settings.get("preflight", {}))
     return errors
 
 
@@ -617,30 +693,29 @@ def config_text(settings):
 
 
 def redact_env(text):
-    """The env file text with the secrets' values (master key, Redis password) replaced."""
-    lines = []
-    for line in text.splitlines():
-        for name in (MASTER_KEY_ENV, REDIS_PASSWORD_ENV):
-            if line.startswith(f"{name}="):
-                line = f"{name}={REDACTED}"
-        lines.append(line)
-    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+    """
+    The env file text with the secrets' values (master key, Redis password) replaced.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.redact_env "$(cat /etc/litellm/litellm.env)"
+    """
+    return __utils__["litellm_redact.redact_env"](text, (MASTER_KEY_ENV, REDIS_PASSWORD_ENV))
 
 
 # --- thin wrappers (pillar, file server) ---------------------------------------
 
 
+def _loaded(dunder):
+    """The object behind a loader dunder: Salt's proxies resolve only in this module's own context."""
+    return dunder.value() if isinstance(dunder, NamedLoaderContext) else dunder
+
+
 def _merged_settings(saltenv):
     """The formula's merged settings, through map.jinja itself."""
-    source = (
-        "{%- from 'litellm/map.jinja' import litellm, pillar_is_mapping with context %}"
-        "{{ {'settings': litellm, 'pillar_is_mapping': pillar_is_mapping} | json }}"
-    )
-    rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
-    if not rendered["pillar_is_mapping"]:
-        # unmask: outside templates Salt 3008 masks pillar values
-        return __salt__["pillar.get"]("litellm", unmask=True)
-    return rendered["settings"]
+    return __utils__["litellm_settings.merged"](_loaded(__salt__), saltenv)
 
 
 def validate(settings=None, saltenv="base"):

@@ -12,9 +12,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "litellm_smoke"
 
-REDACTED = "<redacted>"
-
-
 def __virtual__():
     if "litellm_smoke.run" not in __salt__:
         return (False, "the litellm_smoke execution module is not loaded")
@@ -22,9 +19,7 @@ def __virtual__():
 
 
 def _scrub(text, secret):
-    if secret and isinstance(secret, str):
-        return text.replace(secret, REDACTED)
-    return text
+    return __utils__["litellm_redact.redact_secret"](text, secret)
 
 
 def passed(
