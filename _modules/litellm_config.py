@@ -205,48 +205,48 @@ def _check_path(errors, key, value, allow_empty=False):
         errors.append(f"litellm:{key}: must be an absolute path without white space, got {_describe(value)}")
 
 
-def _check_master_key(errors, value):
-    # Never echo the value: only its type and length.
-    key = "litellm:master_key"
+def _secret_given(errors, key, value, missing="missing"):
+    """Whether the secret at ``key`` is a decrypted string (else the error says why). Never echoes it."""
     if value in (None, ""):
-        errors.append(f"{key}: missing; set it in the secret (GPG-encrypted) pillar")
-        return
-    if not isinstance(value, str):
+        errors.append(f"{key}: {missing}; set it in the secret (GPG-encrypted) pillar")
+    elif not isinstance(value, str):
         errors.append(f"{key}: must be a string, got a {type(value).__name__}")
-        return
-    if value.startswith("-----BEGIN PGP"):
+    elif value.startswith("-----BEGIN PGP"):
         errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
+    else:
+        return True
+    return False
+
+
+def _check_secret_strength(errors, key, value, rules):
+    """Length, characters and placeholders of a secret (only its length is ever echoed)."""
+    if len(value) < rules["min_length"]:
+        errors.append(f"{key}: too short ({len(value)} characters); use at least {rules['min_length']}")
+    if any(ch.isspace() or ord(ch) < 32 or ch in rules["forbidden"] for ch in value):
+        errors.append(f"{key}: must not contain white space, quotes, {rules['forbidden_text']}")
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value[rules["skip"]:])) < 8:
+        errors.append(f"{key}: looks like a placeholder; generate one with: {rules['generate']}")
+
+
+def _check_master_key(errors, value):
+    key = "litellm:master_key"
+    if not _secret_given(errors, key, value):
         return
     if not value.startswith("sk-"):
         errors.append(f"{key}: must start with 'sk-' (LiteLLM treats keys without it as invalid)")
-    if len(value) < MIN_MASTER_KEY_LENGTH:
-        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_MASTER_KEY_LENGTH}")
-    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`" for ch in value):
-        errors.append(f"{key}: must not contain white space, quotes, '\\', '$' or '`'")
-    lowered = value.lower()
-    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value[3:])) < 8:
-        errors.append(f"{key}: looks like a placeholder; generate one with: echo sk-$(openssl rand -hex 24)")
+    rules = {"min_length": MIN_MASTER_KEY_LENGTH, "forbidden": "\"'\\$`", "forbidden_text": "'\\', '$' or '`'",
+             "skip": 3, "generate": "echo sk-$(openssl rand -hex 24)"}
+    _check_secret_strength(errors, key, value, rules)
 
 
 def _check_redis_password(errors, value, master_key):
-    # Never echo the value: only its type and length.
     key = "litellm:redis:password"
-    if value in (None, ""):
-        errors.append(f"{key}: missing (litellm:redis:host is set); set it in the secret (GPG-encrypted) pillar")
+    if not _secret_given(errors, key, value, missing="missing (litellm:redis:host is set)"):
         return
-    if not isinstance(value, str):
-        errors.append(f"{key}: must be a string, got a {type(value).__name__}")
-        return
-    if value.startswith("-----BEGIN PGP"):
-        errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
-        return
-    if len(value) < MIN_REDIS_PASSWORD_LENGTH:
-        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_REDIS_PASSWORD_LENGTH}")
-    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`#" for ch in value):
-        errors.append(f"{key}: must not contain white space, quotes, '\\', '$', '`' or '#'")
-    lowered = value.lower()
-    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value)) < 8:
-        errors.append(f"{key}: looks like a placeholder; generate one with: openssl rand -hex 24")
+    rules = {"min_length": MIN_REDIS_PASSWORD_LENGTH, "forbidden": "\"'\\$`#",
+             "forbidden_text": "'\\', '$', '`' or '#'", "skip": 0, "generate": "openssl rand -hex 24"}
+    _check_secret_strength(errors, key, value, rules)
     if value == master_key:
         errors.append(f"{key}: must not be the master key")
 
@@ -452,18 +452,25 @@ def _check_preflight(errors, preflight):
         _check_preflight_site(errors, preflight["site"])
 
 
-def _check_smoke(errors, smoke):
-    if not isinstance(smoke, dict):
-        errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
-        return
-    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir"}
-    if "rollback" in smoke:
-        errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
-    unknown = sorted(map(str, set(smoke) - known - {"rollback"}))
+def _section_known(errors, name, value, known):
+    """Whether ``litellm:<name>`` is a mapping of ``known`` keys with a boolean ``enabled`` (errors say why not)."""
+    if not isinstance(value, dict):
+        errors.append(f"litellm:{name}: must be a mapping, got {_describe(value)}")
+        return False
+    unknown = sorted(map(str, set(value) - set(known)))
     if unknown:
-        errors.append(f"litellm:smoke: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(smoke.get("enabled", True), bool):
-        errors.append(f"litellm:smoke:enabled: must be true or false, got {_describe(smoke.get('enabled'))}")
+        errors.append(f"litellm:{name}: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(value.get("enabled", True), bool):
+        errors.append(f"litellm:{name}:enabled: must be true or false, got {_describe(value.get('enabled'))}")
+    return True
+
+
+def _check_smoke(errors, smoke):
+    if isinstance(smoke, dict) and "rollback" in smoke:
+        errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
+    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir", "rollback"}
+    if not _section_known(errors, "smoke", smoke, known):
+        return
     _check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
     _check_int(errors, "smoke:latency_requests", smoke.get("latency_requests", 10), 1, 100)
     if smoke.get("chat_models", "first") not in ("first", "all"):
@@ -472,14 +479,8 @@ def _check_smoke(errors, smoke):
 
 
 def _check_rollback(errors, rollback):
-    if not isinstance(rollback, dict):
-        errors.append(f"litellm:rollback: must be a mapping, got {_describe(rollback)}")
+    if not _section_known(errors, "rollback", rollback, {"enabled", "keep", "keep_venvs"}):
         return
-    unknown = sorted(map(str, set(rollback) - {"enabled", "keep", "keep_venvs"}))
-    if unknown:
-        errors.append(f"litellm:rollback: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(rollback.get("enabled", True), bool):
-        errors.append(f"litellm:rollback:enabled: must be true or false, got {_describe(rollback.get('enabled'))}")
     _check_int(errors, "rollback:keep", rollback.get("keep", 5), 1, 100)
     _check_int(errors, "rollback:keep_venvs", rollback.get("keep_venvs", 1), 0, 10)
 

@@ -74,38 +74,8 @@ def _read(path):
 
 
 def _deployed(need_key=True, unit=DEPLOYED_UNIT):
-    """
-    The settings of the gateway deployed on this host, read from the
-    formula's files (unit, config.yaml, and for the key the env file, which
-    only root reads): for a run without ``litellm`` pillar, like
-    ``salt-ssh <target> litellm_smoke.run`` (salt-ssh gives custom modules no
-    pillar). Empty when nothing is deployed here; never raises.
-    """
-    try:
-        with open(unit, encoding="utf-8") as handle:
-            found = unit_settings(handle.read())
-    except (OSError, UnicodeDecodeError):
-        return {}
-    settings = {key: found[key] for key in ("bind_host", "bind_port") if key in found}
-    if found.get("config"):
-        try:
-            aliases, backends = config_expectations(_read(found["config"]) or b"")
-        except OSError:
-            aliases, backends = None, None
-        if aliases:
-            settings["models"] = aliases
-        if backends:
-            settings["backends"] = backends
-    if need_key and found.get("env_file"):
-        try:
-            key = env_master_key(_read(found["env_file"]) or b"")
-        except OSError:
-            key = None
-        if key:
-            settings["master_key"] = key
-    if settings:
-        log.info("litellm smoke: no litellm pillar here, settings of the gateway deployed by %s", unit)
-    return settings
+    """The settings of the gateway deployed on this host (see ``litellm_smoke_run.deployed``)."""
+    return _utils_call("litellm_smoke_run.deployed", unit, need_key)
 
 
 def _gateway_url(known):
@@ -274,7 +244,8 @@ def fanout(url=None, master_key=None, models=None, backends=None, model=None, co
     url, master_key, aliases, configured = _resolve(url, master_key, models, backends)
     if not master_key:
         return _no_key("fanout")
-    result = _utils_call("litellm_smoke_fanout.fanout", url, master_key, aliases, configured, model, concurrency, timeout)
+    args = (url, master_key, aliases, configured, model, concurrency, timeout)
+    result = _utils_call("litellm_smoke_fanout.fanout", *args)
     return _finish(result, master_key)
 
 
@@ -438,16 +409,8 @@ def run_as_deployed(
 
 
 def settle(
-    report,
-    config_dir="/etc/litellm",
-    service="litellm",
-    group="litellm",
-    rollback=True,
-    ready_timeout=180,
-    run_kwargs=None,
-    venv="/opt/litellm/venv",
-    keep=5,
-    keep_venvs=1,
+    report, config_dir="/etc/litellm", service="litellm", group="litellm", rollback=True, ready_timeout=180,
+    run_kwargs=None, venv="/opt/litellm/venv", keep=5, keep_venvs=1,
 ):
     """
     The bookkeeping after a smoke run (``report``, as ``run`` returns it), for
@@ -678,6 +641,7 @@ def write_evidence(report, evidence_dir, stamp):
 
     .. code-block:: bash
 
-        salt-call litellm_smoke.write_evidence "$(salt-call --out=json litellm_smoke.run)" /var/lib/litellm-smoke 20260101T000000Z
+        salt-call litellm_smoke.write_evidence "$(salt-call --out=json litellm_smoke.run)" \\
+            /var/lib/litellm-smoke 20260101T000000Z
     """
     return _utils_call("litellm_smoke_run.write_evidence", report, evidence_dir, stamp)

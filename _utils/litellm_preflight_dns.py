@@ -51,7 +51,8 @@ def _gateway_host(ctx, settings):
 def _hosts(ctx, settings, expected):
     """(role, host) to resolve, unique: the gateway, the backends, the expected ones."""
     hosts = [("gateway", _gateway_host(ctx, settings))]
-    hosts += [("backend", urllib.parse.urlsplit(url).hostname) for url in ctx.utils.litellm_settings.backend_urls(settings)]
+    backends = ctx.utils.litellm_settings.backend_urls(settings)
+    hosts += [("backend", urllib.parse.urlsplit(url).hostname) for url in backends]
     hosts += [("expected", str(host)) for host in expected]
     unique = []
     for role, host in hosts:

@@ -61,7 +61,8 @@ def check_redis(ctx, settings):
     if not isinstance(redis, dict) or not redis.get("host"):
         return "skip", "no shared state (litellm:redis:host is empty)"
     host, port, password = redis.get("host"), redis.get("port"), redis.get("password")
-    if not isinstance(host, str) or not ctx.utils.litellm_settings.is_int(port) or not isinstance(password, str) or not password:
+    valid_port = ctx.utils.litellm_settings.is_int(port)
+    if not isinstance(host, str) or not valid_port or not isinstance(password, str) or not password:
         return "skip", "litellm:redis invalid (see the pillar check)"
     endpoint = f"redis {host}:{port}"
     try:

@@ -125,7 +125,9 @@ def check_site_sudo(ctx, settings):
         return "skip", "not enabled (litellm:preflight:site:admin_sudo_group)"
     files = [SUDOERS]
     try:
-        files += sorted(os.path.join(SUDOERS_D, name) for name in os.listdir(SUDOERS_D) if sudoers_include_name_ok(name))
+        files += sorted(
+            os.path.join(SUDOERS_D, name) for name in os.listdir(SUDOERS_D) if sudoers_include_name_ok(name)
+        )
     except OSError:
         pass
     unreadable = []

@@ -19,6 +19,20 @@ OVERHEAD_HEADER = "x-litellm-overhead-duration-ms"
 NO_ANSWER = (OSError, http.client.HTTPException)
 
 
+def begin(utils, name, url, timeout):
+    """
+    The start of a check: ``(target, started, timeout, None)``, or with a bad
+    URL ``(None, started, timeout, its fail result)``.
+    """
+    parse = utils.litellm_smoke_parse
+    started = time.monotonic()
+    timeout = parse.clamp_timeout(timeout)
+    try:
+        return utils.litellm_http.target(url), started, timeout, None
+    except ValueError as exc:
+        return None, started, timeout, parse.result(name, "fail", str(exc), started)
+
+
 def chat_body(alias, stream=False):
     return {
         "model": alias,
@@ -42,7 +56,8 @@ def chat_once(utils, target, master_key, alias, timeout):
     """One small chat completion: ``{"ok", "status", "backend", "ms", "overhead_ms", "error"}``."""
     parse = utils.litellm_smoke_parse
     try:
-        answer = utils.litellm_http.request(target, "POST", "/v1/chat/completions", timeout, master_key, chat_body(alias))
+        body = chat_body(alias)
+        answer = utils.litellm_http.request(target, "POST", "/v1/chat/completions", timeout, master_key, body)
     except NO_ANSWER as exc:
         error = parse.error_text(exc)
         return {"ok": False, "status": None, "backend": None, "ms": None, "overhead_ms": None, "error": error}
@@ -91,12 +106,9 @@ def first_alias(utils, target, master_key, aliases, model, timeout, default=None
 
 def chat(utils, url, master_key, aliases, chat_models="first", timeout=30):
     parse = utils.litellm_smoke_parse
-    started = time.monotonic()
-    timeout = parse.clamp_timeout(timeout)
-    try:
-        target = utils.litellm_http.target(url)
-    except ValueError as exc:
-        return parse.result("chat", "fail", str(exc), started)
+    target, started, timeout, failed = begin(utils, "chat", url, timeout)
+    if failed:
+        return failed
     targets = parse.chat_targets(chat_models, aliases_for(utils, target, master_key, aliases, timeout))
     if not targets:
         return parse.result("chat", "fail", NO_ALIAS, started)
@@ -130,12 +142,9 @@ def _stream_problems(parse, answer, parsed):
 
 def stream(utils, url, master_key, aliases, model=None, timeout=30):
     parse, web = utils.litellm_smoke_parse, utils.litellm_http
-    started = time.monotonic()
-    timeout = parse.clamp_timeout(timeout)
-    try:
-        target = web.target(url)
-    except ValueError as exc:
-        return parse.result("stream", "fail", str(exc), started)
+    target, started, timeout, failed = begin(utils, "stream", url, timeout)
+    if failed:
+        return failed
     alias = first_alias(utils, target, master_key, aliases, model, timeout)
     if not alias:
         return parse.result("stream", "fail", NO_ALIAS, started)
@@ -168,7 +177,11 @@ def _error_cases(alias, aliases):
     while unknown in (aliases or []):
         unknown += "-x"
     return {
-        "unknown_model": {"model": unknown, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": MAX_TOKENS},
+        "unknown_model": {
+            "model": unknown,
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": MAX_TOKENS,
+        },
         "malformed_json": '{"model": ' + json.dumps(alias) + ', "messages": [',
         "missing_messages": {"model": alias, "max_tokens": MAX_TOKENS},
     }
@@ -176,12 +189,9 @@ def _error_cases(alias, aliases):
 
 def errors(utils, url, master_key, aliases, model=None, timeout=30):
     parse, web = utils.litellm_smoke_parse, utils.litellm_http
-    started = time.monotonic()
-    timeout = parse.clamp_timeout(timeout)
-    try:
-        target = web.target(url)
-    except ValueError as exc:
-        return parse.result("errors", "fail", str(exc), started)
+    target, started, timeout, failed = begin(utils, "errors", url, timeout)
+    if failed:
+        return failed
     alias = first_alias(utils, target, master_key, aliases, model, timeout, default="smoke-any")
     codes, problems = {}, []
     for case, body in _error_cases(alias, aliases).items():
@@ -217,13 +227,10 @@ def _latency_numbers(parse, alias, count, totals, overheads, failures):
 
 def latency(utils, url, master_key, aliases, model=None, requests=10, timeout=30):
     parse = utils.litellm_smoke_parse
-    started = time.monotonic()
-    timeout = parse.clamp_timeout(timeout)
+    target, started, timeout, failed = begin(utils, "latency", url, timeout)
+    if failed:
+        return failed
     count = parse.bounded_int(requests, 10, 1, MAX_LATENCY_REQUESTS)
-    try:
-        target = utils.litellm_http.target(url)
-    except ValueError as exc:
-        return parse.result("latency", "fail", str(exc), started)
     alias = first_alias(utils, target, master_key, aliases, model, timeout)
     if not alias:
         return parse.result("latency", "fail", NO_ALIAS, started)

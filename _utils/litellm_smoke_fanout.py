@@ -68,13 +68,10 @@ def _rounds(utils, target, master_key, alias, count, timeout, healthy):
 
 def fanout(utils, url, master_key, aliases, configured, model=None, concurrency=10, timeout=30):
     parse, chat = utils.litellm_smoke_parse, utils.litellm_smoke_chat
-    started = time.monotonic()
-    timeout = parse.clamp_timeout(timeout)
+    target, started, timeout, failed = chat.begin(utils, "fanout", url, timeout)
+    if failed:
+        return failed
     count = parse.bounded_int(concurrency, 10, 1, MAX_CONCURRENCY)
-    try:
-        target = utils.litellm_http.target(url)
-    except ValueError as exc:
-        return parse.result("fanout", "fail", str(exc), started)
     alias = chat.first_alias(utils, target, master_key, aliases, model, timeout)
     if not alias:
         return parse.result("fanout", "fail", NO_ALIAS, started)
@@ -115,7 +112,8 @@ def _health_text(per_backend, configured):
     if not per_backend:
         problems.append("/health lists no endpoints")
     summary = ", ".join(
-        f"{base} {entry['healthy']} healthy/{entry['unhealthy']} unhealthy" for base, entry in sorted(per_backend.items())
+        f"{base} {entry['healthy']} healthy/{entry['unhealthy']} unhealthy"
+        for base, entry in sorted(per_backend.items())
     )
     status = "fail" if problems else ("warn" if notes else "pass")
     return status, "; ".join(problems + ([summary] if summary else []) + notes)
@@ -123,12 +121,11 @@ def _health_text(per_backend, configured):
 
 def health(utils, url, master_key, configured, timeout=30):
     parse = utils.litellm_smoke_parse
-    started = time.monotonic()
+    target, started, timeout, failed = utils.litellm_smoke_chat.begin(utils, "health", url, timeout)
+    if failed:
+        return failed
     try:
-        target = utils.litellm_http.target(url)
-        answer, body = health_get(utils, target, master_key, parse.clamp_timeout(timeout))
-    except ValueError as exc:
-        return parse.result("health", "fail", str(exc), started)
+        answer, body = health_get(utils, target, master_key, timeout)
     except NO_ANSWER as exc:
         return parse.result("health", "fail", f"GET /health: {parse.error_text(exc)}", started)
     if answer["status"] != 200 or not isinstance(body, dict):

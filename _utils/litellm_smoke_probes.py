@@ -21,7 +21,8 @@ def listening(utils, url, timeout=PROBE_TIMEOUT):
     except ValueError as exc:
         return parse.result("listening", "fail", str(exc), started)
     try:
-        with socket.create_connection((target.host, target.port), timeout=min(parse.clamp_timeout(timeout), PROBE_TIMEOUT)):
+        connect_timeout = min(parse.clamp_timeout(timeout), PROBE_TIMEOUT)
+        with socket.create_connection((target.host, target.port), timeout=connect_timeout):
             pass
     except OSError as exc:
         return parse.result("listening", "fail", f"{target.host}:{target.port}: {parse.error_text(exc)}", started)

@@ -124,6 +124,39 @@ def run(utils, url, master_key, aliases, configured, options, evidence_dir=None)
     return report
 
 
+def deployed(utils, unit, need_key=True):
+    """
+    The settings of the gateway deployed on this host, read from the
+    formula's files (``unit``, its config.yaml, and for the key its env file,
+    which only root reads): for a run without ``litellm`` pillar, like
+    ``salt-ssh <target> litellm_smoke.run`` (salt-ssh gives custom modules no
+    pillar). Empty when nothing is deployed here; never raises.
+    """
+    parse, read = utils.litellm_smoke_parse, utils.litellm_files.read_bytes
+    try:
+        found = utils.litellm_systemd.unit_settings((read(unit) or b"").decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+    settings = {key: found[key] for key in ("bind_host", "bind_port") if key in found}
+    aliases, backends = None, None
+    if found.get("config"):
+        try:
+            aliases, backends = parse.config_expectations(read(found["config"]) or b"")
+        except OSError:
+            pass
+    settings.update({key: value for key, value in (("models", aliases), ("backends", backends)) if value})
+    if need_key and found.get("env_file"):
+        try:
+            key = parse.env_master_key(read(found["env_file"]) or b"")
+        except OSError:
+            key = None
+        if key:
+            settings["master_key"] = key
+    if settings:
+        log.info("litellm smoke: no litellm pillar here, settings of the gateway deployed by %s", unit)
+    return settings
+
+
 # --- after the run: keep a known-good release, or roll back to one -------------------
 #
 # After a PASS the live config, env and venv are kept as a known-good release

@@ -49,7 +49,8 @@ class SaltUtils:
 
     def __getitem__(self, key):
         module, _, function = key.partition(".")
-        if module not in self._modules or function.startswith("_") or not callable(getattr(self._modules[module], function, None)):
+        found = getattr(self._modules.get(module), function, None) if not function.startswith("_") else None
+        if not callable(found):  # Salt's loader serves functions only, never private ones
             raise KeyError(key)
         return getattr(self._modules[module], function)
 

@@ -207,7 +207,10 @@ def test_report_verdict_ignores_warnings():
 
 
 def test_summary_is_a_readable_table():
-    checks = [REPORT.result("backends", "fail", "model 'x' missing on http://a:1", 12), REPORT.result("dns", "pass", "ok", 3)]
+    checks = [
+        REPORT.result("backends", "fail", "model 'x' missing on http://a:1", 12),
+        REPORT.result("dns", "pass", "ok", 3),
+    ]
     text = REPORT.format_summary(REPORT.build_report(checks, 20), host="gw", generated="20260101T000000Z")
     lines = text.splitlines()
     assert lines[0] == "LiteLLM preflight: NO-GO"
