@@ -582,15 +582,16 @@ def check_settings(settings):
 
 
 def local_url(bind_host, bind_port):
-    """The URL at which the gateway answers on the host itself."""
-    host = bind_host
-    if bind_host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif bind_host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{bind_port}"
+    """
+    The URL at which the gateway answers on the host itself.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.local_url 0.0.0.0 4000
+    """
+    return __utils__["litellm_settings.local_url"](bind_host, bind_port)
 
 
 def _deployment_id(alias, backend):

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "litellm_smoke"
 
-MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 # The formula's unit: where a run without pillar finds the deployed gateway.
 DEPLOYED_UNIT = "/etc/systemd/system/litellm.service"
 PROBE_TIMEOUT = 5  # listening / liveliness / readiness answer at once or not at all
@@ -61,59 +60,13 @@ def _finish(result, master_key):
     return __utils__["litellm_redact.redact_secret"](result, master_key)
 
 
-def _local_url(bind_host, bind_port):
-    if "litellm_config.local_url" in _salt():
-        return _salt()["litellm_config.local_url"](bind_host, bind_port)
-    host = "127.0.0.1" if bind_host in ("0.0.0.0", "") else ("::1" if bind_host == "::" else bind_host)
-    host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{bind_port}"
-
-
 def _read(path):
     return __utils__["litellm_files.read_bytes"](path)
 
 
-def _deployed(need_key=True, unit=DEPLOYED_UNIT):
-    """The settings of the gateway deployed on this host (see ``litellm_smoke_run.deployed``)."""
-    return _utils_call("litellm_smoke_run.deployed", unit, need_key)
-
-
-def _gateway_url(known):
-    """The gateway's URL from ``bind_host``/``bind_port`` of ``known``, else of the merged map (defaults.yaml)."""
-    if "bind_host" not in known or "bind_port" not in known:
-        merged = __utils__["litellm_settings.merged"](_salt(), "base", without_map={})
-        known = dict(merged if isinstance(merged, dict) else {}, **known)
-    if known.get("bind_host") is None or known.get("bind_port") is None:
-        return None  # no pillar, no state tree, nothing deployed: the run says so
-    return _local_url(known["bind_host"], known["bind_port"])
-
-
 def _resolve(url=None, master_key=None, models=None, backends=None):
-    """
-    Fill the arguments left None from pillar ``litellm:`` (the formula's
-    settings); the master key also from ``$LITELLM_MASTER_KEY``. Without any
-    ``litellm`` pillar (salt-ssh runs custom modules without pillar), from the
-    gateway deployed on this host (its unit, config.yaml and env file).
-    """
-    pillar = None
-    if url is None or master_key is None or models is None or backends is None:
-        pillar = __utils__["litellm_settings.pillar"](_salt())
-        pillar = pillar if isinstance(pillar, dict) else {}
-    deployed = {}
-    if pillar is not None and not pillar:
-        deployed = _deployed(need_key=master_key is None)
-        pillar = {key: value for key, value in deployed.items() if key != "master_key"}
-    if url is None:
-        url = _gateway_url(pillar)
-    if master_key is None:
-        master_key = pillar.get("master_key") or os.environ.get(MASTER_KEY_ENV) or deployed.get("master_key") or None
-    if models is None:
-        models = pillar.get("models")
-    if backends is None:
-        backends = pillar.get("backends")
-    if master_key is not None and not isinstance(master_key, str):
-        master_key = str(master_key)
-    return url, master_key, normalize_aliases(models), normalize_backends(backends)
+    """The arguments left None filled in (see ``litellm_smoke_run.resolve``)."""
+    return _utils_call("litellm_smoke_run.resolve", _salt(), DEPLOYED_UNIT, url, master_key, models, backends)
 
 
 def _utils_call(name, *args):

@@ -54,6 +54,18 @@ def merged(salt, saltenv="base", without_map=None):
 # --- accessors (pure) -----------------------------------------------------------------
 
 
+def local_url(bind_host, bind_port):
+    """The URL at which the gateway answers on the host itself (a wildcard bind address on loopback)."""
+    host = bind_host
+    if bind_host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif bind_host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{bind_port}"
+
+
 def is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -26,6 +26,7 @@ CHECKS = (
 )
 PROBES = ("listening", "liveliness", "readiness")
 KEYLESS_CHECKS = ("listening", "liveliness", "readiness", "models_auth")
+MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 #: the run() arguments a smoke run after a rollback keeps (the rest comes from the restored files)
 RERUN_KEYS = ("concurrency", "latency_requests", "chat_models", "timeout")
 
@@ -155,6 +156,44 @@ def deployed(utils, unit, need_key=True):
     if settings:
         log.info("litellm smoke: no litellm pillar here, settings of the gateway deployed by %s", unit)
     return settings
+
+
+def _gateway_url(utils, salt, known):
+    """The gateway's URL from ``bind_host``/``bind_port`` of ``known``, else of the merged map (defaults.yaml)."""
+    if "bind_host" not in known or "bind_port" not in known:
+        merged = utils.litellm_settings.merged(salt, "base", without_map={})
+        known = dict(merged if isinstance(merged, dict) else {}, **known)
+    if known.get("bind_host") is None or known.get("bind_port") is None:
+        return None  # no pillar, no state tree, nothing deployed: the run says so
+    return utils.litellm_settings.local_url(known["bind_host"], known["bind_port"])
+
+
+def resolve(utils, salt, unit, url=None, master_key=None, models=None, backends=None):
+    """
+    Fill the arguments left None from pillar ``litellm:`` (the formula's
+    settings; the URL from map.jinja when pillar has no bind address); the
+    master key also from ``$LITELLM_MASTER_KEY``. Without any ``litellm``
+    pillar (salt-ssh runs custom modules without pillar), from the gateway
+    deployed on this host (``unit``, its config.yaml and env file).
+    Returns ``(url, master_key, aliases, backends)``.
+    """
+    pillar = None
+    if url is None or master_key is None or models is None or backends is None:
+        pillar = utils.litellm_settings.pillar(salt)
+        pillar = pillar if isinstance(pillar, dict) else {}
+    found = {}
+    if pillar is not None and not pillar:
+        found = deployed(utils, unit, need_key=master_key is None)
+        pillar = {key: value for key, value in found.items() if key != "master_key"}
+    if url is None:
+        url = _gateway_url(utils, salt, pillar)
+    if master_key is None:
+        master_key = pillar.get("master_key") or os.environ.get(MASTER_KEY_ENV) or found.get("master_key") or None
+    if master_key is not None and not isinstance(master_key, str):
+        master_key = str(master_key)
+    parse = utils.litellm_smoke_parse
+    models = parse.normalize_aliases(pillar.get("models") if models is None else models)
+    return url, master_key, models, parse.normalize_backends(pillar.get("backends") if backends is None else backends)
 
 
 # --- after the run: keep a known-good release, or roll back to one -------------------
