@@ -14,6 +14,7 @@ import re
 import urllib.parse
 
 import salt.utils.yaml
+from salt.loader.context import NamedLoaderContext
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,6 @@ __virtualname__ = "litellm_config"
 
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
 REDIS_PASSWORD_ENV = "REDIS_PASSWORD"
-REDACTED = "<redacted>"
 
 ROUTING_STRATEGIES = (
     "simple-shuffle",
@@ -41,6 +41,17 @@ SERVERS = ("gunicorn", "uvicorn")
 MIN_MASTER_KEY_LENGTH = 32
 MIN_REDIS_PASSWORD_LENGTH = 16
 REDIS_KEYS = {"host", "port", "password", "server", "bind", "maxmemory_mib"}
+PREFLIGHT_KEYS = {
+    "enabled",
+    "min_disk_gib",
+    "min_memory_mib",
+    "evidence_dir",
+    "keep_evidence",
+    "offline_wheelhouse",
+    "dns",
+    "site",
+}
+PREFLIGHT_SITE_KEYS = {"realm": bool, "admin_sudo_group": str, "netplan_single_file": bool, "resolver": bool}
 MODEL_LIMIT_KEYS = ("rpm", "tpm")
 PLACEHOLDER_WORDS = (
     "changeme",
@@ -148,6 +159,8 @@ HOSTNAME_RE = re.compile(rf"^(?=.{{1,253}}$)({_LABEL})(\.{_LABEL})*$")
 
 
 def __virtual__():
+    if "litellm_settings.merged" not in __utils__:
+        return (False, "litellm_config needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
     return __virtualname__
 
 
@@ -220,48 +233,48 @@ def _check_path(errors, key, value, allow_empty=False):
         errors.append(f"litellm:{key}: must be an absolute path without white space, got {_describe(value)}")
 
 
-def _check_master_key(errors, value):
-    # Never echo the value: only its type and length.
-    key = "litellm:master_key"
+def _secret_given(errors, key, value, missing="missing"):
+    """Whether the secret at ``key`` is a decrypted string (else the error says why). Never echoes it."""
     if value in (None, ""):
-        errors.append(f"{key}: missing; set it in the secret (GPG-encrypted) pillar")
-        return
-    if not isinstance(value, str):
+        errors.append(f"{key}: {missing}; set it in the secret (GPG-encrypted) pillar")
+    elif not isinstance(value, str):
         errors.append(f"{key}: must be a string, got a {type(value).__name__}")
-        return
-    if value.startswith("-----BEGIN PGP"):
+    elif value.startswith("-----BEGIN PGP"):
         errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
+    else:
+        return True
+    return False
+
+
+def _check_secret_strength(errors, key, value, rules):
+    """Length, characters and placeholders of a secret (only its length is ever echoed)."""
+    if len(value) < rules["min_length"]:
+        errors.append(f"{key}: too short ({len(value)} characters); use at least {rules['min_length']}")
+    if any(ch.isspace() or ord(ch) < 32 or ch in rules["forbidden"] for ch in value):
+        errors.append(f"{key}: must not contain white space, quotes, {rules['forbidden_text']}")
+    lowered = value.lower()
+    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value[rules["skip"]:])) < 8:
+        errors.append(f"{key}: looks like a placeholder; generate one with: {rules['generate']}")
+
+
+def _check_master_key(errors, value):
+    key = "litellm:master_key"
+    if not _secret_given(errors, key, value):
         return
     if not value.startswith("sk-"):
         errors.append(f"{key}: must start with 'sk-' (LiteLLM treats keys without it as invalid)")
-    if len(value) < MIN_MASTER_KEY_LENGTH:
-        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_MASTER_KEY_LENGTH}")
-    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`" for ch in value):
-        errors.append(f"{key}: must not contain white space, quotes, '\\', '$' or '`'")
-    lowered = value.lower()
-    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value[3:])) < 8:
-        errors.append(f"{key}: looks like a placeholder; generate one with: echo sk-$(openssl rand -hex 24)")
+    rules = {"min_length": MIN_MASTER_KEY_LENGTH, "forbidden": "\"'\\$`", "forbidden_text": "'\\', '$' or '`'",
+             "skip": 3, "generate": "echo sk-$(openssl rand -hex 24)"}
+    _check_secret_strength(errors, key, value, rules)
 
 
 def _check_redis_password(errors, value, master_key):
-    # Never echo the value: only its type and length.
     key = "litellm:redis:password"
-    if value in (None, ""):
-        errors.append(f"{key}: missing (litellm:redis:host is set); set it in the secret (GPG-encrypted) pillar")
+    if not _secret_given(errors, key, value, missing="missing (litellm:redis:host is set)"):
         return
-    if not isinstance(value, str):
-        errors.append(f"{key}: must be a string, got a {type(value).__name__}")
-        return
-    if value.startswith("-----BEGIN PGP"):
-        errors.append(f"{key}: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
-        return
-    if len(value) < MIN_REDIS_PASSWORD_LENGTH:
-        errors.append(f"{key}: too short ({len(value)} characters); use at least {MIN_REDIS_PASSWORD_LENGTH}")
-    if any(ch.isspace() or ord(ch) < 32 or ch in "\"'\\$`#" for ch in value):
-        errors.append(f"{key}: must not contain white space, quotes, '\\', '$', '`' or '#'")
-    lowered = value.lower()
-    if any(word in lowered for word in PLACEHOLDER_WORDS) or len(set(value)) < 8:
-        errors.append(f"{key}: looks like a placeholder; generate one with: openssl rand -hex 24")
+    rules = {"min_length": MIN_REDIS_PASSWORD_LENGTH, "forbidden": "\"'\\$`#",
+             "forbidden_text": "'\\', '$', '`' or '#'", "skip": 0, "generate": "openssl rand -hex 24"}
+    _check_secret_strength(errors, key, value, rules)
     if value == master_key:
         errors.append(f"{key}: must not be the master key")
 
@@ -404,19 +417,88 @@ def _check_service(errors, service):
         )
 
 
-def _check_smoke(errors, smoke):
-    # litellm:preflight's own keys are checked by the preflight's pillar check.
-    if not isinstance(smoke, dict):
-        errors.append(f"litellm:smoke: must be a mapping, got {_describe(smoke)}")
+def _check_preflight_dns(errors, dns):
+    key = "litellm:preflight:dns"
+    if not isinstance(dns, dict):
+        errors.append(f"{key}: must be a mapping with expected and ptr")
         return
-    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir"}
-    if "rollback" in smoke:
-        errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
-    unknown = sorted(map(str, set(smoke) - known - {"rollback"}))
+    unknown = sorted(map(str, set(dns) - {"expected", "ptr"}))
     if unknown:
-        errors.append(f"litellm:smoke: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(smoke.get("enabled", True), bool):
-        errors.append(f"litellm:smoke:enabled: must be true or false, got {_describe(smoke.get('enabled'))}")
+        errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: expected, ptr")
+    if not isinstance(dns.get("ptr", False), bool):
+        errors.append(f"{key}:ptr: must be true or false, got {dns.get('ptr')!r}")
+    expected = dns.get("expected", {}) or {}
+    if not isinstance(expected, dict):
+        errors.append(f"{key}:expected: must be a mapping of host: [addresses]")
+        return
+    for host, addresses in expected.items():
+        if not isinstance(addresses, list) or not addresses:
+            errors.append(f"{key}:expected:{host}: must be a non-empty list of IP addresses")
+            continue
+        for address in addresses:
+            try:
+                ipaddress.ip_address(str(address))
+            except ValueError:
+                errors.append(f"{key}:expected:{host}: {address!r} is not an IP address")
+
+
+def _check_preflight_site(errors, site):
+    key = "litellm:preflight:site"
+    if not isinstance(site, dict):
+        errors.append(f"{key}: must be a mapping")
+        return
+    for name, value in site.items():
+        if name not in PREFLIGHT_SITE_KEYS:
+            errors.append(f"{key}: unknown key {name!r}; allowed: {', '.join(PREFLIGHT_SITE_KEYS)}")
+        elif value not in (None, "", False) and not isinstance(value, PREFLIGHT_SITE_KEYS[name]):
+            errors.append(f"{key}:{name}: must be a {PREFLIGHT_SITE_KEYS[name].__name__}, got {value!r}")
+
+
+def _check_preflight(errors, preflight):
+    """litellm:preflight (not a mapping: check_settings says so)."""
+    if not isinstance(preflight, dict):
+        return
+    key = "litellm:preflight"
+    unknown = sorted(map(str, set(preflight) - PREFLIGHT_KEYS))
+    if unknown:
+        errors.append(f"{key}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PREFLIGHT_KEYS))}")
+    for name in ("min_disk_gib", "min_memory_mib"):
+        if name in preflight and (not _is_number(preflight[name]) or preflight[name] < 0):
+            errors.append(f"{key}:{name}: must be a number >= 0, got {preflight[name]!r}")
+    keep = preflight.get("keep_evidence")
+    if keep not in ("", None) and (not _is_int(keep) or keep < 1):
+        errors.append(f"{key}:keep_evidence: must be an integer >= 1, got {keep!r}")
+    evidence = preflight.get("evidence_dir")
+    if evidence not in ("", None) and (not isinstance(evidence, str) or not evidence.startswith("/")):
+        errors.append(f"{key}:evidence_dir: must be an absolute path, got {evidence!r}")
+    wheelhouse = preflight.get("offline_wheelhouse")
+    if wheelhouse not in ("", None) and not isinstance(wheelhouse, (str, bool)):
+        errors.append(f"{key}:offline_wheelhouse: must be a path (or true), got {wheelhouse!r}")
+    if preflight.get("dns") not in (None, ""):
+        _check_preflight_dns(errors, preflight["dns"])
+    if preflight.get("site") not in (None, ""):
+        _check_preflight_site(errors, preflight["site"])
+
+
+def _section_known(errors, name, value, known):
+    """Whether ``litellm:<name>`` is a mapping of ``known`` keys with a boolean ``enabled`` (errors say why not)."""
+    if not isinstance(value, dict):
+        errors.append(f"litellm:{name}: must be a mapping, got {_describe(value)}")
+        return False
+    unknown = sorted(map(str, set(value) - set(known)))
+    if unknown:
+        errors.append(f"litellm:{name}: unknown key(s) {', '.join(unknown)}")
+    if not isinstance(value.get("enabled", True), bool):
+        errors.append(f"litellm:{name}:enabled: must be true or false, got {_describe(value.get('enabled'))}")
+    return True
+
+
+def _check_smoke(errors, smoke):
+    if isinstance(smoke, dict) and "rollback" in smoke:
+        errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
+    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir", "rollback"}
+    if not _section_known(errors, "smoke", smoke, known):
+        return
     _check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
     _check_int(errors, "smoke:latency_requests", smoke.get("latency_requests", 10), 1, 100)
     if smoke.get("chat_models", "first") not in ("first", "all"):
@@ -425,14 +507,8 @@ def _check_smoke(errors, smoke):
 
 
 def _check_rollback(errors, rollback):
-    if not isinstance(rollback, dict):
-        errors.append(f"litellm:rollback: must be a mapping, got {_describe(rollback)}")
+    if not _section_known(errors, "rollback", rollback, {"enabled", "keep", "keep_venvs"}):
         return
-    unknown = sorted(map(str, set(rollback) - {"enabled", "keep", "keep_venvs"}))
-    if unknown:
-        errors.append(f"litellm:rollback: unknown key(s) {', '.join(unknown)}")
-    if not isinstance(rollback.get("enabled", True), bool):
-        errors.append(f"litellm:rollback:enabled: must be true or false, got {_describe(rollback.get('enabled'))}")
     _check_int(errors, "rollback:keep", rollback.get("keep", 5), 1, 100)
     _check_int(errors, "rollback:keep_venvs", rollback.get("keep_venvs", 1), 0, 10)
 
@@ -524,6 +600,7 @@ def check_settings(settings):
     _check_ownership(errors, settings)
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
+    _check_preflight(errors, settings.get("preflight", {}))
     return errors
 
 
@@ -673,15 +750,16 @@ def _check_ownership(errors, settings):
 
 
 def local_url(bind_host, bind_port):
-    """The URL at which the gateway answers on the host itself."""
-    host = bind_host
-    if bind_host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif bind_host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{bind_port}"
+    """
+    The URL at which the gateway answers on the host itself.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.local_url 0.0.0.0 4000
+    """
+    return __utils__["litellm_settings.local_url"](bind_host, bind_port)
 
 
 def _deployment_id(alias, backend):
@@ -785,30 +863,29 @@ def config_text(settings):
 
 
 def redact_env(text):
-    """The env file text with the secrets' values (master key, Redis password) replaced."""
-    lines = []
-    for line in text.splitlines():
-        for name in (MASTER_KEY_ENV, REDIS_PASSWORD_ENV):
-            if line.startswith(f"{name}="):
-                line = f"{name}={REDACTED}"
-        lines.append(line)
-    return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
+    """
+    The env file text with the secrets' values (master key, Redis password) replaced.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.redact_env "$(cat /etc/litellm/litellm.env)"
+    """
+    return __utils__["litellm_redact.redact_env"](text, (MASTER_KEY_ENV, REDIS_PASSWORD_ENV))
 
 
 # --- thin wrappers (pillar, file server) ---------------------------------------
 
 
+def _loaded(dunder):
+    """The object behind a loader dunder: Salt's proxies resolve only in this module's own context."""
+    return dunder.value() if isinstance(dunder, NamedLoaderContext) else dunder
+
+
 def _merged_settings(saltenv):
     """The formula's merged settings, through map.jinja itself."""
-    source = (
-        "{%- from 'litellm/map.jinja' import litellm, pillar_is_mapping with context %}"
-        "{{ {'settings': litellm, 'pillar_is_mapping': pillar_is_mapping} | json }}"
-    )
-    rendered = __salt__["slsutil.renderer"](string=source, default_renderer="jinja|json", saltenv=saltenv)
-    if not rendered["pillar_is_mapping"]:
-        # unmask: outside templates Salt 3008 masks pillar values
-        return __salt__["pillar.get"]("litellm", unmask=True)
-    return rendered["settings"]
+    return __utils__["litellm_settings.merged"](_loaded(__salt__), saltenv)
 
 
 def validate(settings=None, saltenv="base"):

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +33,8 @@ STORE_FILE_MODE = 0o600
 
 
 def __virtual__():
+    if "litellm_files.read_bytes" not in __utils__:
+        return (False, "litellm_release needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
     return __virtualname__
 
 
@@ -107,11 +108,8 @@ def needs_restart(ready, started_at, replaced_at):
 
 
 def _read(path):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+    """The bytes of ``path``, or None when it does not exist."""
+    return __utils__["litellm_files.read_bytes"](path)
 
 
 def _write_atomic(path, data, mode, uid=None, gid=None):
@@ -281,17 +279,7 @@ def _salt():
 
 def _main_process_start(service):
     """When the service's main process started (epoch seconds), or None."""
-    try:
-        out = subprocess.run(
-            ["systemctl", "show", "-P", "ExecMainStartTimestamp", "--timestamp=unix", f"{service}.service"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return float(out[1:]) if out.startswith("@") else None
+    return __utils__["litellm_systemd.main_process_start"](service)
 
 
 def _replaced_at(config_dir, venv, names):

@@ -12,9 +12,6 @@ log = logging.getLogger(__name__)
 
 __virtualname__ = "litellm_smoke"
 
-REDACTED = "<redacted>"
-
-
 def __virtual__():
     if "litellm_smoke.run" not in __salt__:
         return (False, "the litellm_smoke execution module is not loaded")
@@ -22,31 +19,13 @@ def __virtual__():
 
 
 def _scrub(text, secret):
-    if secret and isinstance(secret, str):
-        return text.replace(secret, REDACTED)
-    return text
+    return __utils__["litellm_redact.redact_secret"](text, secret)
 
 
 def passed(
-    name,
-    url=None,
-    master_key=None,
-    models=None,
-    backends=None,
-    concurrency=10,
-    latency_requests=10,
-    chat_models="first",
-    evidence_dir=None,
-    timeout=30,
-    bind_host=None,
-    bind_port=None,
-    config_dir=None,
-    service="litellm",
-    group="litellm",
-    rollback=True,
-    ready_timeout=180,
-    venv="/opt/litellm/venv",
-    keep=5,
+    name, url=None, master_key=None, models=None, backends=None, concurrency=10, latency_requests=10,
+    chat_models="first", evidence_dir=None, timeout=30, bind_host=None, bind_port=None, config_dir=None,
+    service="litellm", group="litellm", rollback=True, ready_timeout=180, venv="/opt/litellm/venv", keep=5,
     keep_venvs=1,
 ):
     """
@@ -79,82 +58,75 @@ def passed(
     if url is None and bind_host is not None:
         # the formula's bind address, asked on loopback when it is a wildcard
         url = __salt__["litellm_config.local_url"](bind_host, bind_port)
-    if __opts__["test"]:
-        planned = __salt__["litellm_smoke.plan"](
-            url=url,
-            models=models,
-            backends=backends,
-            chat_models=chat_models,
-            concurrency=concurrency,
-            latency_requests=latency_requests,
-        )
-        aliases = ", ".join(planned["models"]) or "the aliases the gateway lists"
-        comment = (
-            f"Would run {len(planned['checks'])} smoke checks ({', '.join(planned['checks'])}) "
-            f"against {planned['url']} for {aliases}"
-        )
-        if not (planned["has_master_key"] or master_key):
-            comment += "; no master key is known, most checks would be skipped"
-        if config_dir and rollback:
-            comment += "; on a failure after a change it would roll back to the last known-good release"
-        ret["result"] = None
-        ret["comment"] = _scrub(comment, master_key)
-        return ret
     run_kwargs = {
-        "url": url,
-        "master_key": master_key,
-        "models": models,
-        "backends": backends,
-        "concurrency": concurrency,
-        "latency_requests": latency_requests,
-        "chat_models": chat_models,
-        "evidence_dir": evidence_dir,
+        "url": url, "master_key": master_key, "models": models, "backends": backends, "concurrency": concurrency,
+        "latency_requests": latency_requests, "chat_models": chat_models, "evidence_dir": evidence_dir,
         "timeout": timeout,
     }
+    if __opts__["test"]:
+        ret["result"] = None
+        ret["comment"] = _scrub(_plan_comment(run_kwargs, bool(config_dir and rollback)), master_key)
+        return ret
     report = __salt__["litellm_smoke.run"](**run_kwargs)
-    failed = [check for check in report["checks"] if check["status"] == "fail"]
-    warned = [check for check in report["checks"] if check["status"] in ("warn", "skip")]
     settled = None
     if config_dir:
         settled = __salt__["litellm_smoke.settle"](
-            report,
-            config_dir=config_dir,
-            service=service,
-            group=group,
-            rollback=rollback,
-            ready_timeout=ready_timeout,
-            run_kwargs=run_kwargs,
-            venv=venv,
-            keep=keep,
-            keep_venvs=keep_venvs,
+            report, config_dir=config_dir, service=service, group=group, rollback=rollback,
+            ready_timeout=ready_timeout, run_kwargs=run_kwargs, venv=venv, keep=keep, keep_venvs=keep_venvs,
         )
+    failed = [check for check in report["checks"] if check["status"] == "fail"]
+    ret["result"] = not failed
+    if failed and settled and settled["action"] == "rolled_back":
+        ret["changes"] = {
+            "rollback": {
+                "release": settled["release"],
+                "restored": settled["restored"],
+                "smoke_after_rollback": settled["smoke_after_rollback"],
+            }
+        }
+    ret["comment"] = _scrub("\n".join(_report_lines(report, failed, settled, service)), master_key)
+    return ret
+
+
+def _plan_comment(run_kwargs, rolls_back):
+    """What a run in test mode would do."""
+    planned = __salt__["litellm_smoke.plan"](
+        **{key: run_kwargs[key] for key in ("url", "models", "backends", "chat_models", "concurrency",
+                                             "latency_requests")}
+    )
+    aliases = ", ".join(planned["models"]) or "the aliases the gateway lists"
+    comment = (
+        f"Would run {len(planned['checks'])} smoke checks ({', '.join(planned['checks'])}) "
+        f"against {planned['url']} for {aliases}"
+    )
+    if not (planned["has_master_key"] or run_kwargs["master_key"]):
+        comment += "; no master key is known, most checks would be skipped"
+    if rolls_back:
+        comment += "; on a failure after a change it would roll back to the last known-good release"
+    return comment
+
+
+def _report_lines(report, failed, settled, service):
+    """The comment of a run: its verdict, what failed or warned, the evidence, the bookkeeping."""
     lines = []
     if failed:
-        ret["result"] = False
         if settled and settled["action"] == "rolled_back":
             lines.append(
                 f"Smoke test of {report['url']} FAILED after a change (failed: "
                 f"{', '.join(check['name'] for check in failed)}): ROLLED BACK to known-good release "
                 f"{settled['release']}, restarted {service}; smoke after rollback: {settled['smoke_after_rollback']}"
             )
-            ret["changes"] = {
-                "rollback": {
-                    "release": settled["release"],
-                    "restored": settled["restored"],
-                    "smoke_after_rollback": settled["smoke_after_rollback"],
-                }
-            }
         lines.append(f"Smoke test of {report['url']} FAILED: {report['summary']}")
         lines += [f"- {check['name']}: {check['detail']}" for check in failed]
     else:
         lines.append(f"Smoke test of {report['url']} passed: {report['summary']} in {report['duration_ms']} ms")
+    warned = [check for check in report["checks"] if check["status"] in ("warn", "skip")]
     lines += [f"- {check['name']} ({check['status']}): {check['detail']}" for check in warned]
     if report.get("evidence"):
         lines.append(f"Evidence: {report['evidence']}")
     if settled:
         lines += _settled_lines(settled, service, bool(failed))
-    ret["comment"] = _scrub("\n".join(lines), master_key)
-    return ret
+    return lines
 
 
 def _settled_lines(settled, service, failed):

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 STATE_TREE = REPO / "salt"
 MODULES_DIR = REPO / "_modules"
 STATES_DIR = REPO / "_states"
+UTILS_DIR = REPO / "_utils"
 PILLAR_DIR = REPO / "pillar"
 GOLDEN_DIR = REPO / "tests" / "golden"
 
@@ -23,12 +24,54 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def load_salt_module(kind, name):
-    """Import _modules/<name>.py or _states/<name>.py under a distinct name."""
-    path = (MODULES_DIR if kind == "modules" else STATES_DIR) / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"litellm_salt_{kind}_{name}", path)
+def _import(kind, path):
+    spec = importlib.util.spec_from_file_location(f"litellm_salt_{kind}_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+class SaltUtils:
+    """
+    ``__utils__`` for modules imported directly: ``utils["mod.function"]``
+    and ``utils.mod.function`` as Salt's loader answers them, over the real
+    ``_utils/*.py`` imported once (tests patch attributes of these modules).
+    """
+
+    def __init__(self, directory):
+        self._modules = {path.stem: _import("utils", path) for path in sorted(directory.glob("*.py"))}
+
+    def __getattr__(self, name):
+        try:
+            return self._modules[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key):
+        module, _, function = key.partition(".")
+        found = getattr(self._modules.get(module), function, None) if not function.startswith("_") else None
+        if not callable(found):  # Salt's loader serves functions only, never private ones
+            raise KeyError(key)
+        return getattr(self._modules[module], function)
+
+    def __contains__(self, key):
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+
+SALT_UTILS = SaltUtils(UTILS_DIR)
+
+
+def load_salt_module(kind, name):
+    """Import _modules/<name>.py, _states/<name>.py or _utils/<name>.py under a distinct name; modules and
+    states get ``__utils__`` (SALT_UTILS), which a ``configure_loader_modules`` fixture must pass on."""
+    if kind == "utils":
+        return getattr(SALT_UTILS, name)
+    module = _import(kind, (MODULES_DIR if kind == "modules" else STATES_DIR) / f"{name}.py")
+    module.__utils__ = SALT_UTILS
     return module
 
 

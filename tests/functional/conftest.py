@@ -4,7 +4,7 @@ import pytest
 import salt.utils.yaml
 from saltfactories.utils.functional import Loaders
 
-from tests.conftest import MODULES_DIR, STATE_TREE, STATES_DIR, TEST_MASTER_KEY
+from tests.conftest import MODULES_DIR, STATE_TREE, STATES_DIR, TEST_MASTER_KEY, UTILS_DIR
 
 SITE_PILLAR = {
     "litellm": {
@@ -36,6 +36,7 @@ def minion_opts(request, salt_factories, pillar_tree):
             "pillar_roots": {"base": [str(pillar_tree)]},
             "module_dirs": [str(MODULES_DIR)],
             "states_dirs": [str(STATES_DIR)],
+            "utils_dirs": [str(UTILS_DIR)],
         },
     )
     return factory.config.copy()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, load_salt_module, merged
+from tests.conftest import REPO, SALT_UTILS, load_salt_module, merged
 from tests.ollama_stub import start_stub_process, stop_stub_process
 
 LOCK = REPO / "salt" / "litellm" / "files" / "locks" / "litellm-1.108.7.txt"
@@ -41,6 +41,7 @@ READY_TIMEOUT = 120
 
 litellm_config = load_salt_module("modules", "litellm_config")
 smoke = load_salt_module("modules", "litellm_smoke")
+SMOKE_CHECKS = SALT_UTILS.litellm_smoke_run.CHECKS
 smoke_state = load_salt_module("states", "litellm_smoke")
 
 
@@ -261,8 +262,8 @@ def test_every_check_passes_on_the_healthy_pair(run_smoke, stubs, tmp_path):
     print(open(os.path.join(report["evidence"], "summary.txt")).read())
     by_name = checks(report)
     assert report["result"] == "PASS", report["summary"] + json.dumps(report["checks"], indent=1)
-    assert [c["status"] for c in report["checks"]] == ["pass"] * len(smoke.CHECKS)
-    assert list(by_name) == list(smoke.CHECKS)
+    assert [c["status"] for c in report["checks"]] == ["pass"] * len(SMOKE_CHECKS)
+    assert list(by_name) == list(SMOKE_CHECKS)
     auth = by_name["models_auth"]
     assert (auth["no_key_status"], auth["master_key_status"]) == (401, 200)
     assert auth["wrong_key_status"] == 400  # LiteLLM 1.108.7 without a DB: "No connected db."
@@ -403,6 +404,6 @@ def test_a_stopped_gateway_fails_fast(run_smoke, gateway, tmp_path):
     assert report["result"] == "FAIL"
     assert by_name["listening"]["status"] == "fail" and "Connection refused" in by_name["listening"]["detail"]
     assert by_name["liveliness"]["status"] == "fail" and by_name["readiness"]["status"] == "fail"
-    assert {by_name[n]["status"] for n in smoke.CHECKS if n not in ("listening", "liveliness", "readiness")} == {"skip"}
+    assert {by_name[n]["status"] for n in SMOKE_CHECKS if n not in ("listening", "liveliness", "readiness")} == {"skip"}
     assert elapsed < 2, elapsed
     assert "FAIL" in (Path(report["evidence"]) / "summary.txt").read_text()

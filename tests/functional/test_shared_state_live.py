@@ -23,11 +23,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import load_salt_module, merged
+from tests.conftest import SALT_UTILS, load_salt_module, merged
 from tests.functional.test_litellm_smoke_live import READY_TIMEOUT, Stub, ensure_venv, free_port
 
 litellm_config = load_salt_module("modules", "litellm_config")
-PF = load_salt_module("modules", "litellm_preflight")
+RESP_COMMAND = SALT_UTILS.litellm_preflight_redis.resp_command
 
 RPM = 3  # per backend (deployment) of the limited alias
 LIMITED = "chat-limited"
@@ -40,7 +40,7 @@ MODELS = [
 def redis_command(port, password, *args):
     """Replies to AUTH + one command, over RESP (the password never in argv)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(PF._resp_command("AUTH", password) + PF._resp_command(*args))
+        sock.sendall(RESP_COMMAND("AUTH", password) + RESP_COMMAND(*args))
         time.sleep(0.2)
         return sock.recv(1 << 20)
 

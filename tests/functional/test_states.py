@@ -142,3 +142,11 @@ def test_preflight_no_go_stops_the_run_before_any_change(modules):
     assert set(os.listdir("/etc")) == before
     assert not os.path.exists("/etc/litellm") and not os.path.exists("/opt/litellm")
     assert not os.path.exists("/var/lib/litellm-salt/owned.json")  # nothing claimed before the GO
+
+
+
+def test_the_modules_reach_their_utils_through_the_loader(modules):
+    # a check (litellm_preflight_port) calls litellm_net, litellm_proc and the report through __utils__
+    check = modules.litellm_preflight.bind_port(settings={"bind_host": "127.0.0.1", "bind_port": 1})
+    assert check["name"] == "bind_port" and check["status"] in ("pass", "warn", "fail"), check
+    assert modules.litellm_smoke.listening(url="http://127.0.0.1:1")["status"] == "fail"

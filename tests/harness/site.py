@@ -158,6 +158,7 @@ def minion_config(formula_dir, pillar_dir, gpg_home):
         "pillar_roots": {"base": [str(pillar_dir)]},
         "module_dirs": [f"{formula_dir}/_modules"],
         "states_dirs": [f"{formula_dir}/_states"],
+        "utils_dirs": [f"{formula_dir}/_utils"],
         "gpg_keydir": str(gpg_home),
         "gpg_decrypt_must_succeed": True,
         "log_level_logfile": "warning",

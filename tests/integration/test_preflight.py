@@ -357,16 +357,25 @@ def test_https_endpoint_with_an_untrusted_certificate_is_no_go_until_its_ca_is_g
     assert_bare(host)
 
 
-def test_bad_preflight_pillar_is_no_go_naming_the_key(apply, host, test_site):
+def test_bad_preflight_pillar_is_no_go_naming_the_key_and_the_validation_gate_stops_it(apply, host, test_site):
     def change(settings):
         settings["preflight"] = {"min_disk_gib": -1}
 
+    message = "litellm:preflight:min_disk_gib: must be a number >= 0, got -1"
     with pillar(test_site, change):
         report = preflight(apply, "local")
         assert report["failed"] == ["pillar"], report["failed"]
         detail = check(report, "pillar")["detail"]
-        assert "litellm:preflight:min_disk_gib: must be a number >= 0, got -1" in detail, detail
-        assert_gate_stops(apply, host, "pillar", "litellm:preflight:min_disk_gib: must be a number >= 0, got -1")
+        assert message in detail, detail
+        # litellm:preflight is validated with every other section: the first gate stops the run
+        assert_bare(host)
+        run = apply.salt_ssh("state.apply", "litellm")
+        assert run.returncode != 0, run.text[-3000:]
+        gate = run.states[VALIDATE]
+        assert gate["result"] is False and message in gate["comment"], gate["comment"]
+        assert "Preflight" not in (run.states.get(GATE) or {}).get("comment", ""), run.states.get(GATE)  # failhard
+        assert run.changed() == []
+    assert_bare(host)
 
 
 # --- evidence, test mode -------------------------------------------------------------------

@@ -18,9 +18,23 @@ def test_master_config_keeps_pillar_out_of_file_roots():
 
 
 def test_custom_modules_ship_with_the_state_tree():
-    for kind in ("_modules", "_states"):
+    for kind in ("_modules", "_states", "_utils"):
         link = REPO / "salt" / kind
         assert link.is_symlink() and os.path.realpath(link) == str(REPO / kind)
+
+
+def test_salt_call_loads_the_utils_with_the_modules():
+    minion = salt.utils.yaml.safe_load((REPO / "etc/salt/minion").read_text())
+    assert minion["module_dirs"] == ["_modules"] and minion["utils_dirs"] == ["_utils"]
+
+
+def test_a_module_without_its_utils_says_so():
+    from tests.conftest import load_salt_module
+
+    for name in ("litellm_preflight", "litellm_smoke", "litellm_config", "litellm_release"):
+        module = load_salt_module("modules", name)
+        module.__utils__ = {}
+        assert module.__virtual__() == (False, f"{name} needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
 
 
 def test_saltfile_points_at_the_shipped_config():

@@ -5,14 +5,14 @@ import copy
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import GOLDEN_DIR, TEST_MASTER_KEY, load_salt_module
+from tests.conftest import GOLDEN_DIR, SALT_UTILS, TEST_MASTER_KEY, load_salt_module
 
 litellm_config = load_salt_module("modules", "litellm_config")
 
 
 @pytest.fixture
 def configure_loader_modules():
-    return {litellm_config: {"__salt__": {}, "__opts__": {"test": False}}}
+    return {litellm_config: {"__salt__": {}, "__opts__": {"test": False}, "__utils__": SALT_UTILS}}
 
 
 def _set(settings, dotted, value):

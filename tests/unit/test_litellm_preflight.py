@@ -12,13 +12,18 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import TEST_MASTER_KEY, load_salt_module, merged
+from tests.conftest import SALT_UTILS, TEST_MASTER_KEY, load_salt_module, merged
 
 litellm_preflight = load_salt_module("modules", "litellm_preflight")
 litellm_config = load_salt_module("modules", "litellm_config")
 preflight_state = load_salt_module("states", "litellm_preflight")
 
 PF = litellm_preflight
+U = SALT_UTILS
+RUN, REPORT = U.litellm_preflight_run, U.litellm_preflight_report
+DNS, BACKEND, PORT = U.litellm_preflight_dns, U.litellm_preflight_backends, U.litellm_preflight_port
+HOST, TLS, SITE = U.litellm_preflight_host, U.litellm_preflight_tls, U.litellm_preflight_site
+NET, PROC, HTTP, REDACT = U.litellm_net, U.litellm_proc, U.litellm_http, U.litellm_redact
 BACKENDS = ["http://llm01.example.internal:11434", "http://10.0.0.12:11434"]
 
 # /proc/net/tcp and tcp6 as the kernel prints them (x86_64, little endian).
@@ -64,15 +69,33 @@ def run_all():
 def configure_loader_modules(run_all):
     salt = {"cmd.run_all": run_all, "litellm_config.validate": litellm_config.validate}
     return {
-        litellm_preflight: {"__salt__": salt, "__grains__": {"fqdn": "gw.example.internal", "id": "gw"}},
-        litellm_config: {"__salt__": {}},
-        preflight_state: {"__salt__": {"litellm_preflight.run": litellm_preflight.run}, "__opts__": {"test": False}},
+        litellm_preflight: {
+            "__salt__": salt,
+            "__grains__": {"fqdn": "gw.example.internal", "id": "gw"},
+            "__utils__": U,
+        },
+        litellm_config: {"__salt__": {}, "__utils__": U},
+        preflight_state: {
+            "__salt__": {"litellm_preflight.run": litellm_preflight.run},
+            "__opts__": {"test": False},
+            "__utils__": U,
+        },
     }
+
+
+def ctx(cfg=None):
+    """The checks' context the module gives them."""
+    return PF._context(cfg if cfg is not None else settings(), "base")[0]
+
+
+def preflight_errors(cfg):
+    """The errors of litellm:preflight, which litellm_config.check_settings checks with every other section."""
+    return [e for e in litellm_config.check_settings(cfg) if e.startswith("litellm:preflight")]
 
 
 def check(name, cfg):
     """Run one check through the module's own wrapper (timing, redaction)."""
-    out = PF._timed(name, cfg)
+    out = PF._public(name, cfg, "base")
     assert set(out) == {"name", "status", "detail", "duration_ms"}
     assert "\n" not in out["detail"]
     return out
@@ -95,30 +118,30 @@ def check(name, cfg):
     ],
 )
 def test_model_names_normalise_like_ollama(name, normal):
-    assert PF._normalize_model(name) == normal
+    assert BACKEND.normalize_model(name) == normal
 
 
 def test_missing_models_apply_the_latest_rule():
     available = ["llama3.2:3b", "mistral:latest"]
-    assert PF._missing_models(["llama3.2:3b", "mistral", "mistral:latest"], available) == []
-    assert PF._missing_models(["llama3.2", "qwen2.5:7b"], available) == ["llama3.2", "qwen2.5:7b"]
+    assert BACKEND.missing_models(["llama3.2:3b", "mistral", "mistral:latest"], available) == []
+    assert BACKEND.missing_models(["llama3.2", "qwen2.5:7b"], available) == ["llama3.2", "qwen2.5:7b"]
     payload = {"models": [{"name": "a:1b", "model": "a:1b"}, {"model": "b:latest"}, "junk"]}
-    assert PF._missing_models(["a:1b", "b"], PF._tags_model_names(payload)) == []
+    assert BACKEND.missing_models(["a:1b", "b"], BACKEND.tags_model_names(payload)) == []
 
 
 def test_proc_net_tcp_parsing():
-    sockets = PF._parse_proc_net_tcp(PROC_NET_TCP)
+    sockets = PROC.parse_proc_net_tcp(PROC_NET_TCP)
     assert sockets[0] == {"address": "127.0.0.1", "port": 4000, "state": "LISTEN", "uid": 998, "inode": 41210}
     assert sockets[1]["address"] == "0.0.0.0" and sockets[1]["port"] == 22
     assert sockets[2]["state"] == "TIME_WAIT" and sockets[2]["inode"] == 0
     assert sockets[3]["address"] == "10.0.0.12" and sockets[3]["state"] == "ESTABLISHED"
-    six = PF._parse_proc_net_tcp(PROC_NET_TCP6)
+    six = PROC.parse_proc_net_tcp(PROC_NET_TCP6)
     assert [(s["address"], s["port"]) for s in six] == [
         ("::1", 4000),
         (str(ipaddress.ip_address("::ffff:127.0.0.1")), 8080),
         ("fe80::5254:ff:fe04:f1", 22),
     ]
-    assert PF._parse_proc_net_tcp("header only\n garbage line\n") == []
+    assert PROC.parse_proc_net_tcp("header only\n garbage line\n") == []
 
 
 def test_proc_net_tcp_parsing_of_this_host_finds_a_real_listener():
@@ -127,7 +150,7 @@ def test_proc_net_tcp_parsing_of_this_host_finds_a_real_listener():
         sock.listen()
         port = sock.getsockname()[1]
         with open("/proc/net/tcp", encoding="ascii") as handle:
-            found = [s for s in PF._parse_proc_net_tcp(handle.read()) if s["port"] == port]
+            found = [s for s in PROC.parse_proc_net_tcp(handle.read()) if s["port"] == port]
     assert found and found[0]["state"] == "LISTEN" and found[0]["address"] == "127.0.0.1"
 
 
@@ -136,7 +159,7 @@ def test_proc_net_tcp_parsing_of_this_host_finds_a_real_listener():
     [("3.11.2", (3, 11, 2)), ("glibc 2.36", (2, 36)), ([3, 9, 0], (3, 9, 0)), ("musl", None), (None, None)],
 )
 def test_parse_version(text, expected):
-    assert PF._parse_version(text) == expected
+    assert HOST.parse_version(text) == expected
 
 
 @pytest.mark.parametrize(
@@ -144,33 +167,33 @@ def test_parse_version(text, expected):
     [((3, 8, 18), False), ((3, 9, 0), True), ((3, 11, 2), True), ((3, 13, 9), True), ((3, 14, 0), False)],
 )
 def test_python_version_range(version, ok):
-    assert PF._version_in_range(version, PF.PYTHON_MIN, PF.PYTHON_BELOW) is ok
+    assert HOST.version_in_range(version, HOST.PYTHON_MIN, HOST.PYTHON_BELOW) is ok
 
 
 def test_glibc_comparison():
-    assert PF._parse_version("glibc 2.28") >= PF.GLIBC_MIN
-    assert PF._parse_version("glibc 2.27") < PF.GLIBC_MIN
-    assert PF._parse_version("glibc 2.36") >= PF.GLIBC_MIN
+    assert HOST.parse_version("glibc 2.28") >= HOST.GLIBC_MIN
+    assert HOST.parse_version("glibc 2.27") < HOST.GLIBC_MIN
+    assert HOST.parse_version("glibc 2.36") >= HOST.GLIBC_MIN
 
 
 def test_result_is_one_bounded_line():
-    out = PF._result("dns", "pass", "a\nb   c" + "x" * 5000, 1.234)
-    assert out["detail"].startswith("a b c") and len(out["detail"]) == PF.MAX_DETAIL
+    out = REPORT.result("dns", "pass", "a\nb   c" + "x" * 5000, 1.234)
+    assert out["detail"].startswith("a b c") and len(out["detail"]) == REPORT.MAX_DETAIL
     assert out["duration_ms"] == 1.2
     with pytest.raises(ValueError):
-        PF._result("dns", "ok", "")
+        REPORT.result("dns", "ok", "")
 
 
 def test_worst_status():
-    assert PF._worst(["pass", "warn", "skip"]) == "warn"
-    assert PF._worst(["pass", "fail", "warn"]) == "fail"
-    assert PF._worst(["skip", "skip"]) == "skip"
-    assert PF._worst(["skip", "pass"]) == "pass"
+    assert REPORT.worst(["pass", "warn", "skip"]) == "warn"
+    assert REPORT.worst(["pass", "fail", "warn"]) == "fail"
+    assert REPORT.worst(["skip", "skip"]) == "skip"
+    assert REPORT.worst(["skip", "pass"]) == "pass"
 
 
 def test_report_verdict_ignores_warnings():
-    checks = [PF._result("a", "pass", "ok"), PF._result("b", "warn", "low"), PF._result("c", "skip", "-")]
-    report = PF._build_report(checks, 12.34)
+    checks = [REPORT.result("a", "pass", "ok"), REPORT.result("b", "warn", "low"), REPORT.result("c", "skip", "-")]
+    report = REPORT.build_report(checks, 12.34)
     assert report == {
         "result": "GO",
         "checks": checks,
@@ -179,13 +202,16 @@ def test_report_verdict_ignores_warnings():
         "duration_ms": 12.3,
         "evidence": None,
     }
-    report = PF._build_report(checks + [PF._result("d", "fail", "bad")], 1)
+    report = REPORT.build_report(checks + [REPORT.result("d", "fail", "bad")], 1)
     assert report["result"] == "NO-GO" and report["failed"] == ["d"]
 
 
 def test_summary_is_a_readable_table():
-    checks = [PF._result("backends", "fail", "model 'x' missing on http://a:1", 12), PF._result("dns", "pass", "ok", 3)]
-    text = PF._format_summary(PF._build_report(checks, 20), host="gw", generated="20260101T000000Z")
+    checks = [
+        REPORT.result("backends", "fail", "model 'x' missing on http://a:1", 12),
+        REPORT.result("dns", "pass", "ok", 3),
+    ]
+    text = REPORT.format_summary(REPORT.build_report(checks, 20), host="gw", generated="20260101T000000Z")
     lines = text.splitlines()
     assert lines[0] == "LiteLLM preflight: NO-GO"
     assert "host: gw" in lines[1] and "20260101T000000Z" in lines[1]
@@ -204,22 +230,22 @@ def test_redaction_of_the_master_key_url_passwords_and_sk_keys():
         "url": "https://alice:s3cr3t%40@mirror.example/simple",
         "other": "sk-abcdefghijklmnopqrstuvwx",
     }
-    text = json.dumps(PF._redact(data, [TEST_MASTER_KEY]))
+    text = json.dumps(REDACT.redact(data, [TEST_MASTER_KEY]))
     assert TEST_MASTER_KEY not in text
     assert "s3cr3t" not in text and "alice:<redacted>@mirror.example" in text
     assert "sk-abcdefghijklmnopqrstuvwx" not in text
-    assert PF._redact(5, ["x"]) == 5
+    assert REDACT.redact(5, ["x"]) == 5
 
 
 def test_secrets_include_index_passwords():
     cfg = settings(package_index={"url": "https://bob:pa%24%24word@mirror/simple", "extra_urls": []})
-    secrets = PF._secrets(cfg)
+    secrets = REDACT.settings_secrets(cfg)
     assert TEST_MASTER_KEY in secrets and "pa$$word" in secrets and "pa%24%24word" in secrets
-    assert PF._url_without_credentials("https://bob:pw@mirror/simple/") == "https://mirror/simple/"
+    assert HTTP.url_without_credentials("https://bob:pw@mirror/simple/") == "https://mirror/simple/"
 
 
 def test_preflight_keys_are_validated():
-    assert PF._preflight_errors(settings()) == []
+    assert preflight_errors(settings()) == []
     good = {
         "min_disk_gib": 5,
         "min_memory_mib": 2048,
@@ -228,7 +254,7 @@ def test_preflight_keys_are_validated():
         "dns": {"expected": {"gw": ["10.0.0.1", "fd00::1"]}, "ptr": True},
         "site": {"realm": True, "admin_sudo_group": "admins", "netplan_single_file": False, "resolver": True},
     }
-    assert PF._preflight_errors(settings(preflight=good)) == []
+    assert preflight_errors(settings(preflight=good)) == []
     bad = {
         "min_disk_gib": "lots",
         "evidence_dir": "relative",
@@ -236,7 +262,7 @@ def test_preflight_keys_are_validated():
         "site": {"realm": "yes", "colour": True},
         "typo": 1,
     }
-    errors = PF._preflight_errors(settings(preflight=bad))
+    errors = preflight_errors(settings(preflight=bad))
     for words in (
         "litellm:preflight: unknown key(s) typo",
         "litellm:preflight:min_disk_gib",
@@ -250,10 +276,10 @@ def test_preflight_keys_are_validated():
 
 
 def test_cgroup_and_sudoers_and_resolv_parsing():
-    assert PF._in_service_cgroup("0::/system.slice/litellm.service\n", "litellm")
-    assert PF._in_service_cgroup("1:name=systemd:/system.slice/litellm.service/worker\n", "litellm")
-    assert not PF._in_service_cgroup("0::/system.slice/litellm-other.service\n", "litellm")
-    assert not PF._in_service_cgroup("0::/user.slice/session-1.scope\n", "litellm")
+    assert PROC.in_service_cgroup("0::/system.slice/litellm.service\n", "litellm")
+    assert PROC.in_service_cgroup("1:name=systemd:/system.slice/litellm.service/worker\n", "litellm")
+    assert not PROC.in_service_cgroup("0::/system.slice/litellm-other.service\n", "litellm")
+    assert not PROC.in_service_cgroup("0::/user.slice/session-1.scope\n", "litellm")
     sudoers = (
         "# %admins ALL=(ALL) ALL\n"
         "%adminsx ALL=(ALL) ALL\n"
@@ -261,20 +287,20 @@ def test_cgroup_and_sudoers_and_resolv_parsing():
         '%"domain admins" ALL=(ALL) ALL\n'
         "%linux\\ ops ALL=(ALL) \\\n    NOPASSWD: ALL\n"
     )
-    assert PF._sudoers_rules_for_group(sudoers, "admins") == ["%admins ALL=(ALL:ALL) ALL"]
-    assert PF._sudoers_rules_for_group(sudoers, "domain admins") == ['%"domain admins" ALL=(ALL) ALL']
-    assert PF._sudoers_rules_for_group(sudoers, "linux ops")[0].endswith("NOPASSWD: ALL")
-    assert PF._sudoers_rules_for_group(sudoers, "wheel") == []
-    assert PF._sudoers_include_name_ok("admins") and not PF._sudoers_include_name_ok("admins.bak")
-    assert not PF._sudoers_include_name_ok("admins~")
-    assert PF._nameservers("# c\nnameserver 10.0.0.2\nsearch x\nnameserver  fd00::53 # dns2\n") == [
+    assert SITE.sudoers_rules_for_group(sudoers, "admins") == ["%admins ALL=(ALL:ALL) ALL"]
+    assert SITE.sudoers_rules_for_group(sudoers, "domain admins") == ['%"domain admins" ALL=(ALL) ALL']
+    assert SITE.sudoers_rules_for_group(sudoers, "linux ops")[0].endswith("NOPASSWD: ALL")
+    assert SITE.sudoers_rules_for_group(sudoers, "wheel") == []
+    assert SITE.sudoers_include_name_ok("admins") and not SITE.sudoers_include_name_ok("admins.bak")
+    assert not SITE.sudoers_include_name_ok("admins~")
+    assert SITE.nameservers("# c\nnameserver 10.0.0.2\nsearch x\nnameserver  fd00::53 # dns2\n") == [
         "10.0.0.2",
         "fd00::53",
     ]
 
 
 def test_selected_checks():
-    assert PF._selected_checks(settings()) == [
+    assert RUN.selected_checks(U, settings()) == [
         "pillar",
         "dns",
         "backends",
@@ -286,10 +312,10 @@ def test_selected_checks():
         "init",
     ]
     cfg = settings(preflight={"site": {"realm": True, "admin_sudo_group": "admins", "resolver": False}})
-    assert PF._selected_checks(cfg)[-2:] == ["site_realm", "site_sudo"]
-    assert PF._selected_checks(cfg, "dns, backends") == ["dns", "backends"]
+    assert RUN.selected_checks(U, cfg)[-2:] == ["site_realm", "site_sudo"]
+    assert RUN.selected_checks(U, cfg, "dns, backends") == ["dns", "backends"]
     with pytest.raises(ValueError, match="unknown check"):
-        PF._selected_checks(cfg, ["dns", "nope"])
+        RUN.selected_checks(U, cfg, ["dns", "nope"])
 
 
 # --- dns ---------------------------------------------------------------------------
@@ -306,7 +332,7 @@ def fake_resolver(table):
 
 def test_dns_passes_when_every_host_resolves(monkeypatch):
     table = {"gw.example.internal": ["10.0.0.1"], "llm01.example.internal": ["10.0.0.11", "fd00::11"]}
-    monkeypatch.setattr(PF, "_resolve", fake_resolver(table))
+    monkeypatch.setattr(NET, "resolve", fake_resolver(table))
     out = check("dns", settings())
     assert out["status"] == "pass"
     assert "gw.example.internal (gateway): 10.0.0.1" in out["detail"]
@@ -315,7 +341,7 @@ def test_dns_passes_when_every_host_resolves(monkeypatch):
 
 
 def test_dns_uses_the_fqdn_grain_without_base_url(monkeypatch):
-    monkeypatch.setattr(PF, "_resolve", fake_resolver({"llm01.example.internal": ["10.0.0.11"]}))
+    monkeypatch.setattr(NET, "resolve", fake_resolver({"llm01.example.internal": ["10.0.0.11"]}))
     out = check("dns", settings(base_url=""))
     assert out["status"] == "fail"
     assert "gw.example.internal (gateway): does not resolve (Name or service not known)" in out["detail"]
@@ -323,7 +349,7 @@ def test_dns_uses_the_fqdn_grain_without_base_url(monkeypatch):
 
 def test_dns_compares_expected_addresses_per_family(monkeypatch):
     table = {"gw.example.internal": ["10.0.0.1", "fd00::1"], "llm01.example.internal": ["10.0.0.99"]}
-    monkeypatch.setattr(PF, "_resolve", fake_resolver(table))
+    monkeypatch.setattr(NET, "resolve", fake_resolver(table))
     expected = {"gw.example.internal": ["10.0.0.1"], "llm01.example.internal": ["10.0.0.11"]}
     out = check("dns", settings(preflight={"dns": {"expected": expected}}))
     assert out["status"] == "fail"
@@ -333,14 +359,14 @@ def test_dns_compares_expected_addresses_per_family(monkeypatch):
 
 def test_dns_checks_ptr_records(monkeypatch):
     monkeypatch.setattr(
-        PF, "_resolve", fake_resolver({"gw.example.internal": ["10.0.0.1"], "llm01.example.internal": ["10.0.0.11"]})
+        NET, "resolve", fake_resolver({"gw.example.internal": ["10.0.0.1"], "llm01.example.internal": ["10.0.0.11"]})
     )
     reverse = {"10.0.0.1": ["gw.example.internal"], "10.0.0.11": ["something-else.example.internal"]}
 
     def fake_reverse(address):
         return reverse[address]
 
-    monkeypatch.setattr(PF, "_reverse", fake_reverse)
+    monkeypatch.setattr(NET, "reverse", fake_reverse)
     out = check("dns", settings(preflight={"dns": {"ptr": True}}))
     assert out["status"] == "fail"
     assert "gw.example.internal (gateway): 10.0.0.1 (PTR ok)" in out["detail"]
@@ -352,8 +378,8 @@ def test_dns_is_bounded_in_time(monkeypatch):
         time.sleep(5)
         return ["10.0.0.1"]
 
-    monkeypatch.setattr(PF, "_resolve", slow)
-    monkeypatch.setattr(PF, "DNS_TIMEOUT", 0.2)
+    monkeypatch.setattr(NET, "resolve", slow)
+    monkeypatch.setattr(DNS, "DNS_TIMEOUT", 0.2)
     start = time.monotonic()
     out = check("dns", settings())
     assert time.monotonic() - start < 1.5
@@ -382,8 +408,8 @@ def fake_ollama(tags, down=(), status=None):
 
 def patch_ollama(monkeypatch, tags, down=(), status=None):
     http_get, tcp_connect = fake_ollama(tags, down, status)
-    monkeypatch.setattr(PF, "_http_get", http_get)
-    monkeypatch.setattr(PF, "_tcp_connect", tcp_connect)
+    monkeypatch.setattr(HTTP, "get", http_get)
+    monkeypatch.setattr(NET, "tcp_connect", tcp_connect)
 
 
 def test_backends_pass_when_every_model_is_everywhere(monkeypatch):
@@ -427,19 +453,19 @@ def in_use(host, port):
 
 
 def patch_port(monkeypatch, sockets, holders, cgroups=None, main_pid=None):
-    monkeypatch.setattr(PF, "_try_bind", in_use)
-    monkeypatch.setattr(PF, "_tcp_sockets", lambda: sockets)
-    monkeypatch.setattr(PF, "_socket_holders", lambda inodes: {i: holders.get(i, []) for i in inodes})
-    monkeypatch.setattr(PF, "_process_command", lambda pid: f"nginx: master process (pid {pid})")
-    monkeypatch.setattr(PF, "_process_cgroup", lambda pid: (cgroups or {}).get(pid, "0::/user.slice\n"))
-    monkeypatch.setattr(PF, "_systemd_main_pid", lambda service: main_pid)
+    monkeypatch.setattr(NET, "try_bind", in_use)
+    monkeypatch.setattr(PROC, "tcp_sockets", lambda: sockets)
+    monkeypatch.setattr(PROC, "socket_holders", lambda inodes: {i: holders.get(i, []) for i in inodes})
+    monkeypatch.setattr(PROC, "process_command", lambda pid: f"nginx: master process (pid {pid})")
+    monkeypatch.setattr(PROC, "process_cgroup", lambda pid: (cgroups or {}).get(pid, "0::/user.slice\n"))
+    monkeypatch.setattr(PORT, "service_main_pid", lambda ctx, service: main_pid)
 
 
 LISTENER = {"address": "0.0.0.0", "port": 4000, "state": "LISTEN", "uid": 0, "inode": 777}
 
 
 def test_bind_port_free(monkeypatch):
-    monkeypatch.setattr(PF, "_try_bind", lambda host, port: None)
+    monkeypatch.setattr(NET, "try_bind", lambda host, port: None)
     out = check("bind_port", settings(bind_host="127.0.0.1"))
     assert out == dict(out, status="pass", detail="127.0.0.1:4000 is free")
 
@@ -464,16 +490,16 @@ def test_bind_port_held_by_the_service_main_pid_passes(monkeypatch):
 
 
 def test_systemd_main_pid_asks_systemctl_only_under_systemd(monkeypatch, run_all):
-    monkeypatch.setattr(PF, "_pid1_name", lambda: "process_api")
-    assert PF._systemd_main_pid("litellm") is None
+    monkeypatch.setattr(PROC, "pid1_name", lambda: "process_api")
+    assert PORT.service_main_pid(ctx(), "litellm") is None
     run_all.assert_not_called()
-    monkeypatch.setattr(PF, "_pid1_name", lambda: "systemd")
-    monkeypatch.setattr(PF.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(PROC, "pid1_name", lambda: "systemd")
+    monkeypatch.setattr(SITE.shutil, "which", lambda name: f"/usr/bin/{name}")
     run_all.return_value = {"retcode": 0, "stdout": "1234\n", "stderr": ""}
-    assert PF._systemd_main_pid("litellm") == 1234
+    assert PORT.service_main_pid(ctx(), "litellm") == 1234
     assert run_all.call_args.args[0] == ["systemctl", "show", "-p", "MainPID", "--value", "litellm.service"]
     run_all.return_value = {"retcode": 0, "stdout": "0\n", "stderr": ""}
-    assert PF._systemd_main_pid("litellm") is None
+    assert PORT.service_main_pid(ctx(), "litellm") is None
 
 
 def test_bind_port_in_time_wait_only_passes(monkeypatch):
@@ -489,7 +515,7 @@ def test_bind_port_held_by_an_invisible_process_fails(monkeypatch):
 
 
 def test_bind_port_on_a_foreign_address_fails(monkeypatch):
-    monkeypatch.setattr(PF, "_try_bind", lambda h, p: OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
+    monkeypatch.setattr(NET, "try_bind", lambda h, p: OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
     out = check("bind_port", settings(bind_host="192.0.2.1"))
     assert out["status"] == "fail" and "not an address of this host" in out["detail"]
 
@@ -503,8 +529,8 @@ def test_try_bind_reports_a_held_port_for_real():
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        assert PF._try_bind("127.0.0.1", port).errno == errno.EADDRINUSE
-    assert PF._try_bind("127.0.0.1", port) is None
+        assert NET.try_bind("127.0.0.1", port).errno == errno.EADDRINUSE
+    assert NET.try_bind("127.0.0.1", port) is None
 
 
 # --- runtime ------------------------------------------------------------------------------
@@ -517,7 +543,7 @@ def probe(version=(3, 11, 2), modules=None, libc="glibc 2.36"):
 
 @pytest.fixture
 def python_exists(monkeypatch):
-    monkeypatch.setattr(PF.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(HOST.os, "access", lambda path, mode: True)
 
 
 def test_runtime_passes(run_all, python_exists):
@@ -568,7 +594,7 @@ def test_runtime_probe_runs_in_this_python():
     import subprocess
     import sys
 
-    argv = [sys.executable, "-I", "-c", PF.RUNTIME_PROBE]
+    argv = [sys.executable, "-I", "-c", HOST.RUNTIME_PROBE]
     answer = json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
     assert answer["version"] == list(sys.version_info[:3])
     assert set(answer["modules"]) == {"venv", "ensurepip"}
@@ -578,21 +604,21 @@ def test_runtime_probe_runs_in_this_python():
 
 
 def test_resources(monkeypatch):
-    monkeypatch.setattr(PF, "_free_bytes", lambda path: 10 * 1024**3)
-    monkeypatch.setattr(PF, "_meminfo", lambda: {"MemAvailable": 4096 * 1024})
+    monkeypatch.setattr(HOST, "free_bytes", lambda path: 10 * 1024**3)
+    monkeypatch.setattr(PROC, "meminfo", lambda: {"MemAvailable": 4096 * 1024})
     out = check("resources", settings(venv="/nonexistent-dir/litellm/venv"))
     assert out["status"] == "pass"
     assert out["detail"] == "disk 10.0 GiB free at / (>= 2 GiB); memory 4096 MiB available (>= 1024 MiB)"
-    monkeypatch.setattr(PF, "_meminfo", lambda: {"MemAvailable": 512 * 1024})
+    monkeypatch.setattr(PROC, "meminfo", lambda: {"MemAvailable": 512 * 1024})
     assert check("resources", settings())["status"] == "warn"
-    monkeypatch.setattr(PF, "_free_bytes", lambda path: 1 * 1024**3)
+    monkeypatch.setattr(HOST, "free_bytes", lambda path: 1 * 1024**3)
     out = check("resources", settings(preflight={"min_disk_gib": 1.5}))
     assert out["status"] == "fail" and "disk 1.0 GiB free" in out["detail"] and "< 1.5 GiB" in out["detail"]
 
 
 def test_nearest_existing_parent(tmp_path):
-    assert PF._nearest_existing(str(tmp_path / "a" / "b")) == str(tmp_path)
-    assert PF._nearest_existing("/") == "/"
+    assert HOST.nearest_existing(str(tmp_path / "a" / "b")) == str(tmp_path)
+    assert HOST.nearest_existing("/") == "/"
 
 
 # --- trust and package_index ------------------------------------------------------------------
@@ -618,7 +644,7 @@ def test_trust_checks_pypi_when_no_index_is_set(monkeypatch):
         seen.append((host, port))
         return {"protocol": "TLSv1.3", "issuer": "Test CA", "not_after": "Jan  1 00:00:00 2099 GMT"}
 
-    monkeypatch.setattr(PF, "_tls_handshake", handshake)
+    monkeypatch.setattr(HTTP, "tls_handshake", handshake)
     out = check("trust", settings())
     assert seen == [("pypi.org", 443)]
     assert out["status"] == "pass" and "pypi.org:443 (package_index): verified" in out["detail"]
@@ -635,7 +661,7 @@ def test_trust_fails_naming_host_and_verification_error(monkeypatch):
             raise verify_error("self-signed certificate")
         return {"protocol": "TLSv1.3", "issuer": "Site CA", "not_after": "Jan  1 00:00:00 2099 GMT"}
 
-    monkeypatch.setattr(PF, "_tls_handshake", handshake)
+    monkeypatch.setattr(HTTP, "tls_handshake", handshake)
     out = check("trust", cfg)
     assert out["status"] == "fail"
     assert (
@@ -648,7 +674,7 @@ def test_trust_fails_naming_host_and_verification_error(monkeypatch):
 def test_trust_warns_on_a_certificate_about_to_expire(monkeypatch):
     soon = time.strftime("%b %d %H:%M:%S %Y GMT", time.gmtime(time.time() + 3 * 86400))
     answer = {"protocol": "TLSv1.3", "issuer": "CA", "not_after": soon}
-    monkeypatch.setattr(PF, "_tls_handshake", lambda host, port, context: answer)
+    monkeypatch.setattr(HTTP, "tls_handshake", lambda host, port, context: answer)
     out = check("trust", settings(backends=["https://llm01.example.internal:11434"]))
     assert out["status"] == "warn" and "expires in" in out["detail"]
 
@@ -667,7 +693,7 @@ def test_package_index(monkeypatch):
         calls.append(url)
         return 200, page
 
-    monkeypatch.setattr(PF, "_index_get", index_get)
+    monkeypatch.setattr(HTTP, "index_get", index_get)
     out = check("package_index", settings())
     assert out["status"] == "pass"
     assert out["detail"] == "GET https://pypi.org/simple/litellm/: 200, litellm 1.108.7 listed"
@@ -676,7 +702,7 @@ def test_package_index(monkeypatch):
     assert calls[-1] == "https://u:pw@mirror.example/simple/litellm/"
     assert out["status"] == "fail" and "lists no file of litellm 1.108.8" in out["detail"]
     assert "pw" not in out["detail"]
-    monkeypatch.setattr(PF, "_index_get", lambda url, context: (404, b""))
+    monkeypatch.setattr(HTTP, "index_get", lambda url, context: (404, b""))
     out = check("package_index", settings())
     assert out["status"] == "fail" and "answered HTTP 404 (expected 200)" in out["detail"]
     out = check("package_index", settings(preflight={"offline_wheelhouse": "/srv/wheels"}))
@@ -689,7 +715,7 @@ def test_package_index_names_a_tls_error(monkeypatch):
 
         raise urllib.error.URLError(verify_error("unable to get local issuer certificate"))
 
-    monkeypatch.setattr(PF, "_index_get", index_get)
+    monkeypatch.setattr(HTTP, "index_get", index_get)
     out = check("package_index", settings())
     assert out["status"] == "fail"
     assert "TLS verification failed: unable to get local issuer certificate" in out["detail"]
@@ -699,7 +725,7 @@ def test_package_index_names_a_tls_error(monkeypatch):
 
 
 def test_init_fails_when_pid1_is_not_systemd(monkeypatch, run_all):
-    monkeypatch.setattr(PF, "_pid1_name", lambda: "process_api")
+    monkeypatch.setattr(PROC, "pid1_name", lambda: "process_api")
     out = check("init", settings())
     assert out["status"] == "fail" and "'process_api', not systemd" in out["detail"]
     run_all.assert_not_called()
@@ -710,8 +736,8 @@ def test_init_fails_when_pid1_is_not_systemd(monkeypatch, run_all):
     [("running", "pass"), ("degraded", "pass"), ("starting", "warn"), ("maintenance", "fail"), ("", "fail")],
 )
 def test_init_under_systemd(monkeypatch, run_all, state, status):
-    monkeypatch.setattr(PF, "_pid1_name", lambda: "systemd")
-    monkeypatch.setattr(PF.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(PROC, "pid1_name", lambda: "systemd")
+    monkeypatch.setattr(SITE.shutil, "which", lambda name: f"/usr/bin/{name}")
     run_all.return_value = {"retcode": 0 if status == "pass" else 1, "stdout": state + "\n", "stderr": ""}
     assert check("init", settings())["status"] == status
     assert run_all.call_args.args[0] == ["systemctl", "is-system-running"]
@@ -743,22 +769,22 @@ def site(**options):
 
 
 def test_site_checks_are_off_by_default():
-    for name in PF.SITE_CHECKS:
+    for name in RUN.SITE_CHECKS:
         out = check(name, settings())
         assert out["status"] == "skip" and "not enabled" in out["detail"]
 
 
 def test_site_realm(monkeypatch, run_all, tmp_path):
-    monkeypatch.setattr(PF.shutil, "which", lambda name: "/usr/sbin/realm" if name == "realm" else None)
+    monkeypatch.setattr(SITE.shutil, "which", lambda name: "/usr/sbin/realm" if name == "realm" else None)
     run_all.return_value = {"retcode": 0, "stdout": "example.internal\n", "stderr": ""}
     out = check("site_realm", site(realm=True))
     assert out["status"] == "pass" and "joined to example.internal" in out["detail"]
     run_all.return_value = {"retcode": 0, "stdout": "", "stderr": ""}
     assert check("site_realm", site(realm=True))["status"] == "fail"
     # no realm tool: the files tell
-    monkeypatch.setattr(PF.shutil, "which", lambda name: None)
+    monkeypatch.setattr(SITE.shutil, "which", lambda name: None)
     for name in ("KRB5_CONF", "KRB5_KEYTAB", "SSSD_CONF"):
-        monkeypatch.setattr(PF, name, str(tmp_path / name))
+        monkeypatch.setattr(SITE, name, str(tmp_path / name))
     out = check("site_realm", site(realm=True))
     assert out["status"] == "skip" and "cannot be told" in out["detail"]
     (tmp_path / "KRB5_CONF").write_text("[libdefaults]\n  default_realm = EXAMPLE.INTERNAL\n")
@@ -773,8 +799,8 @@ def test_site_sudo(monkeypatch, tmp_path):
     sudoers, sudoers_d = tmp_path / "sudoers", tmp_path / "sudoers.d"
     sudoers_d.mkdir()
     sudoers.write_text("root ALL=(ALL:ALL) ALL\n@includedir /etc/sudoers.d\n")
-    monkeypatch.setattr(PF, "SUDOERS", str(sudoers))
-    monkeypatch.setattr(PF, "SUDOERS_D", str(sudoers_d))
+    monkeypatch.setattr(SITE, "SUDOERS", str(sudoers))
+    monkeypatch.setattr(SITE, "SUDOERS_D", str(sudoers_d))
     (sudoers_d / "admins.disabled").write_text("%admins ALL=(ALL) ALL\n")  # ignored by sudo
     out = check("site_sudo", site(admin_sudo_group="admins"))
     assert out["status"] == "fail" and "no sudoers rule for %admins" in out["detail"]
@@ -787,15 +813,15 @@ def test_site_sudo_warns_when_sudoers_is_unreadable(monkeypatch, tmp_path):
     def unreadable(path, limit=None):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(PF, "SUDOERS", str(tmp_path / "sudoers"))
-    monkeypatch.setattr(PF, "SUDOERS_D", str(tmp_path / "none"))
-    monkeypatch.setattr(PF, "_read", unreadable)
+    monkeypatch.setattr(SITE, "SUDOERS", str(tmp_path / "sudoers"))
+    monkeypatch.setattr(SITE, "SUDOERS_D", str(tmp_path / "none"))
+    monkeypatch.setattr(SITE, "read", unreadable)
     out = check("site_sudo", site(admin_sudo_group="admins"))
     assert out["status"] == "warn" and "cannot read" in out["detail"]
 
 
 def test_site_netplan(monkeypatch, tmp_path):
-    monkeypatch.setattr(PF, "NETPLAN_DIR", str(tmp_path / "netplan"))
+    monkeypatch.setattr(SITE, "NETPLAN_DIR", str(tmp_path / "netplan"))
     assert check("site_netplan", site(netplan_single_file=True))["status"] == "fail"
     (tmp_path / "netplan").mkdir()
     assert "no *.yaml" in check("site_netplan", site(netplan_single_file=True))["detail"]
@@ -808,8 +834,8 @@ def test_site_netplan(monkeypatch, tmp_path):
 
 def test_site_resolver(monkeypatch, tmp_path):
     resolv, upstream = tmp_path / "resolv.conf", tmp_path / "upstream.conf"
-    monkeypatch.setattr(PF, "RESOLV_CONF", str(resolv))
-    monkeypatch.setattr(PF, "RESOLVED_UPSTREAM", str(upstream))
+    monkeypatch.setattr(SITE, "RESOLV_CONF", str(resolv))
+    monkeypatch.setattr(SITE, "RESOLVED_UPSTREAM", str(upstream))
     resolv.write_text("search example.internal\n")
     assert check("site_resolver", site(resolver=True))["status"] == "fail"
     resolv.write_text("nameserver 10.0.0.2\n")
@@ -830,11 +856,11 @@ def test_site_resolver(monkeypatch, tmp_path):
 @pytest.fixture
 def fake_checks(monkeypatch):
     """Replace every check with a canned answer (one leaks the key, on purpose)."""
-    answers = {name: ("pass", f"{name} ok") for name in PF.CHECKS}
+    answers = {name: ("pass", f"{name} ok") for name in RUN.CHECKS}
     answers["resources"] = ("warn", "memory 512 MiB available (< 1024 MiB)")
     answers["dns"] = ("pass", f"leaky detail {TEST_MASTER_KEY}")
-    checks = {name: (lambda s, n=name: answers[n]) for name in PF.CHECKS}
-    monkeypatch.setattr(PF, "CHECKS", checks)
+    checks = {name: (lambda ctx, s, n=name: answers[n]) for name in RUN.CHECKS}
+    monkeypatch.setattr(RUN, "CHECKS", checks)
     return answers
 
 
@@ -842,7 +868,7 @@ def test_run_says_go_with_warnings(fake_checks):
     report = PF.run(settings=settings())
     assert report["result"] == "GO"
     assert report["warnings"] == ["resources"] and report["failed"] == []
-    assert [c["name"] for c in report["checks"]] == PF._selected_checks(settings())
+    assert [c["name"] for c in report["checks"]] == RUN.selected_checks(U, settings())
     assert report["evidence"] is None
     assert TEST_MASTER_KEY not in json.dumps(report)
 
@@ -855,11 +881,11 @@ def test_run_says_no_go_and_runs_only_the_named_checks(fake_checks):
 
 
 def test_a_check_that_raises_is_a_fail_not_a_crash(monkeypatch):
-    def boom(settings):
+    def boom(ctx, settings):
         raise RuntimeError(f"unexpected {TEST_MASTER_KEY}")
 
-    monkeypatch.setitem(PF.CHECKS, "init", boom)
-    out = PF._timed("init", settings())
+    monkeypatch.setitem(RUN.CHECKS, "init", boom)
+    out = PF._public("init", settings(), "base")
     assert out["status"] == "fail" and "check raised RuntimeError" in out["detail"]
     assert TEST_MASTER_KEY not in out["detail"]
 
@@ -935,22 +961,22 @@ def test_package_index_and_its_tls_are_skipped_when_the_pinned_version_is_instal
         "package_index": {"url": "https://mirror.invalid/simple", "extra_urls": []},
         "backends": ["http://127.0.0.1:11434"],
     }
-    assert [label for label, _, _ in litellm_preflight._https_endpoints(settings)] == ["package_index"]
+    assert [label for label, _, _ in TLS.https_endpoints(U, settings)] == ["package_index"]
     (venv / "lib" / "python3.11" / "site-packages" / "litellm-1.108.7.dist-info").mkdir(parents=True)
-    status, detail = litellm_preflight._check_package_index(settings)
+    status, detail = TLS.check_package_index(ctx(), settings)
     assert status == "skip" and "already installed" in detail
-    assert litellm_preflight._https_endpoints(settings) == []
+    assert TLS.https_endpoints(U, settings) == []
     settings["version"] = "1.108.8"
-    assert [label for label, _, _ in litellm_preflight._https_endpoints(settings)] == ["package_index"]
+    assert [label for label, _, _ in TLS.https_endpoints(U, settings)] == ["package_index"]
 
 
 # --- evidence pruning, settings without the state tree, the state's check list --------------
 
 
 def test_keep_evidence_is_validated():
-    assert PF._preflight_errors(settings(preflight={"keep_evidence": 5})) == []
+    assert preflight_errors(settings(preflight={"keep_evidence": 5})) == []
     for bad in (0, -1, "many", 2.5, True):
-        errors = PF._preflight_errors(settings(preflight={"keep_evidence": bad}))
+        errors = preflight_errors(settings(preflight={"keep_evidence": bad}))
         assert any("litellm:preflight:keep_evidence: must be an integer >= 1" in e for e in errors), (bad, errors)
 
 
@@ -978,7 +1004,9 @@ def test_evidence_keeps_twenty_bundles_by_default(fake_checks, tmp_path):
         (tmp_path / f"preflight-20240101T0000{second:02d}Z").mkdir()
     report = PF.run(settings=settings(), evidence_dir=str(tmp_path))
     kept = sorted(os.listdir(tmp_path))
-    assert len(kept) == PF.DEFAULT_KEEP_EVIDENCE == 20
+    from tests.conftest import formula_defaults
+
+    assert len(kept) == formula_defaults()["preflight"]["keep_evidence"] == 20
     assert os.path.basename(report["evidence"]) in kept
     assert "preflight-20240101T000024Z" in kept and "preflight-20240101T000005Z" not in kept
 
@@ -988,24 +1016,25 @@ def test_prune_never_removes_the_current_bundle_or_symlinks(tmp_path):
     (tmp_path / "target").mkdir()
     os.symlink(tmp_path / "target", tmp_path / "preflight-20230101T000000Z")
     current = str(tmp_path / "preflight-20240101T000000Z")
-    assert PF._prune_evidence(str(tmp_path), 0, current=current) == []
+    assert REPORT.prune_evidence(str(tmp_path), 0, current=current) == []
     assert os.path.isdir(current) and os.path.islink(tmp_path / "preflight-20230101T000000Z")
-    assert PF._prune_evidence(str(tmp_path / "missing"), 1) == []
+    assert REPORT.prune_evidence(str(tmp_path / "missing"), 1) == []
 
 
-def test_built_in_defaults_equal_the_formula_defaults():
-    import salt.utils.yaml
+def test_every_default_lives_in_defaults_yaml_only():
+    from tests.conftest import MODULES_DIR, STATES_DIR, UTILS_DIR, formula_defaults
 
-    from tests.conftest import STATE_TREE, formula_defaults
+    # the modules read defaults.yaml through map.jinja (or receive the merged map): nothing mirrors it
+    paths = [*MODULES_DIR.glob("*.py"), *STATES_DIR.glob("*.py"), *UTILS_DIR.glob("*.py")]
+    evidence_dir = formula_defaults()["preflight"]["evidence_dir"]
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        for mirror in ("FORMULA_DEFAULTS", "OS_FAMILY_DEFAULTS", "DEFAULT_MIN_DISK_GIB", "DEFAULT_KEEP_EVIDENCE"):
+            assert mirror not in text, (path.name, mirror)
+        assert evidence_dir not in text, path.name
 
-    # salt-ssh runs the module without the state tree: keep FORMULA_DEFAULTS in step with defaults.yaml
-    assert PF.FORMULA_DEFAULTS == formula_defaults(), "update litellm_preflight.FORMULA_DEFAULTS"
-    for path in (STATE_TREE / "litellm" / "parameters" / "os_family").glob("*.yaml"):
-        with open(path, encoding="utf-8") as handle:
-            assert PF.OS_FAMILY_DEFAULTS[path.stem] == salt.utils.yaml.safe_load(handle)["values"]
 
-
-def test_without_the_state_tree_settings_are_defaults_merged_with_pillar(monkeypatch, fake_checks):
+def test_without_the_state_tree_pillar_alone_is_checked_and_the_pillar_check_says_why(monkeypatch, fake_checks):
     from salt.exceptions import SaltRenderError
 
     def no_tree(**kwargs):
@@ -1014,18 +1043,14 @@ def test_without_the_state_tree_settings_are_defaults_merged_with_pillar(monkeyp
     pillar = {"backends": list(BACKENDS), "bind_port": 4100, "preflight": {"min_disk_gib": 7}}
     monkeypatch.setitem(PF.__salt__, "slsutil.renderer", no_tree)
     monkeypatch.setitem(PF.__salt__, "pillar.get", MagicMock(return_value=pillar))
-    monkeypatch.setitem(PF.__grains__, "os_family", "Debian")
-    merged_settings = PF._settings(None, "base")
-    assert merged_settings["bind_port"] == 4100 and merged_settings["backends"] == BACKENDS
-    assert merged_settings["preflight"]["min_disk_gib"] == 7
-    assert merged_settings["preflight"]["min_memory_mib"] == 1024  # from the defaults
-    assert merged_settings["version"] == PF.FORMULA_DEFAULTS["version"]
-    assert PF._SETTINGS_NOTE is None
+    context, checked = PF._context(None, "base")
+    assert checked == pillar  # no defaults.yaml here: nothing is made up
+    assert context.note == PF.NO_MAP_NOTE
     # a real template error is not hidden
     syntax = SaltRenderError("Jinja syntax error: unexpected '}'; litellm/map.jinja line 3")
     monkeypatch.setitem(PF.__salt__, "slsutil.renderer", MagicMock(side_effect=syntax))
     with pytest.raises(SaltRenderError):
-        PF._settings(None, "base")
+        PF._context(None, "base")
 
 
 def test_salt_ssh_without_pillar_says_so_in_the_pillar_check(monkeypatch):
@@ -1034,10 +1059,10 @@ def test_salt_ssh_without_pillar_says_so_in_the_pillar_check(monkeypatch):
     monkeypatch.setitem(
         PF.__salt__, "slsutil.renderer", MagicMock(side_effect=SaltRenderError("TemplateNotFound: litellm/map.jinja"))
     )
-    # no pillar: the built-in defaults apply, evidence directory included
+    # no pillar, no defaults.yaml: nothing to go on, and no evidence directory either
     monkeypatch.setitem(PF.__salt__, "pillar.get", MagicMock(return_value={}))
-    monkeypatch.setitem(PF.FORMULA_DEFAULTS["preflight"], "evidence_dir", "")
     report = PF.run(checks="pillar")
+    assert report["evidence"] is None
     assert report["result"] == "NO-GO"
     detail = report["checks"][0]["detail"]
     assert "litellm:backends" in detail and PF.NO_PILLAR_NOTE in detail
@@ -1046,6 +1071,6 @@ def test_salt_ssh_without_pillar_says_so_in_the_pillar_check(monkeypatch):
 def test_state_comment_lists_every_check_with_its_status(fake_checks):
     ret = preflight_state.go("litellm", settings())
     line = next(ln for ln in ret["comment"].splitlines() if ln.startswith("Checks: "))
-    for name in PF._selected_checks(settings()):
+    for name in RUN.selected_checks(U, settings()):
         assert f"{name} " in line
     assert "resources warn" in line and "pillar pass" in line

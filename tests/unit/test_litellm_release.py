@@ -8,7 +8,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import load_salt_module
+from tests.conftest import SALT_UTILS, load_salt_module
 
 litellm_release = load_salt_module("modules", "litellm_release")
 
@@ -37,7 +37,7 @@ def salt():
 
 @pytest.fixture
 def configure_loader_modules(salt):
-    return {litellm_release: {"__salt__": salt, "__opts__": {"test": False}}}
+    return {litellm_release: {"__salt__": salt, "__opts__": {"test": False}, "__utils__": SALT_UTILS}}
 
 
 def test_same_compares_files_and_venv():

@@ -7,11 +7,14 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import REPO, TEST_MASTER_KEY, load_salt_module
+from tests.conftest import REPO, SALT_UTILS, TEST_MASTER_KEY, load_salt_module, merged
 
 litellm_smoke = load_salt_module("modules", "litellm_smoke")
 litellm_smoke_state = load_salt_module("states", "litellm_smoke")
 litellm_config = load_salt_module("modules", "litellm_config")
+U = SALT_UTILS
+HTTP, REDACT, PARSE, RUN = U.litellm_http, U.litellm_redact, U.litellm_smoke_parse, U.litellm_smoke_run
+PROBES, CHAT, FANOUT = U.litellm_smoke_probes, U.litellm_smoke_chat, U.litellm_smoke_fanout
 
 PILLAR = {
     "bind_host": "0.0.0.0",
@@ -32,12 +35,23 @@ def pillar_get():
 
 
 @pytest.fixture
-def configure_loader_modules(pillar_get):
-    module_salt = {"pillar.get": pillar_get, "litellm_config.local_url": litellm_config.local_url}
+def map_jinja(pillar_get):
+    """slsutil.renderer of salt://litellm/map.jinja: defaults.yaml merged with the pillar."""
+    return MagicMock(side_effect=lambda **kwargs: {"settings": merged(pillar_get("litellm", {}) or {}),
+                                                   "pillar_is_mapping": True})
+
+
+@pytest.fixture
+def configure_loader_modules(pillar_get, map_jinja):
+    module_salt = {
+        "pillar.get": pillar_get,
+        "litellm_config.local_url": litellm_config.local_url,
+        "slsutil.renderer": map_jinja,
+    }
     state_salt = {"litellm_smoke.run": litellm_smoke.run, "litellm_smoke.plan": litellm_smoke.plan}
     return {
-        litellm_smoke: {"__salt__": module_salt, "__opts__": {"test": False}},
-        litellm_smoke_state: {"__salt__": state_salt, "__opts__": {"test": False}},
+        litellm_smoke: {"__salt__": module_salt, "__opts__": {"test": False}, "__utils__": U},
+        litellm_smoke_state: {"__salt__": state_salt, "__opts__": {"test": False}, "__utils__": U},
     }
 
 
@@ -129,20 +143,20 @@ def test_chat_targets():
     assert litellm_smoke.chat_targets("b,c", aliases) == ["b", "c"]
     assert litellm_smoke.chat_targets(["c"], aliases) == ["c"]
     assert litellm_smoke.chat_targets("first", []) == []
-    assert len(litellm_smoke.chat_targets("all", [str(i) for i in range(100)])) == litellm_smoke.MAX_CHAT_MODELS
+    assert len(litellm_smoke.chat_targets("all", [str(i) for i in range(100)])) == PARSE.MAX_CHAT_MODELS
 
 
 def test_target_parses_the_url():
-    target = litellm_smoke._Target("http://gw.example.internal:4000/v1/")
+    target = HTTP.Target("http://gw.example.internal:4000/v1/")
     assert (target.host, target.port, target.prefix, target.url) == (
         "gw.example.internal",
         4000,
         "",
         "http://gw.example.internal:4000",
     )
-    assert litellm_smoke._Target("https://[::1]/proxy").url == "https://[::1]:443/proxy"
+    assert HTTP.Target("https://[::1]/proxy").url == "https://[::1]:443/proxy"
     with pytest.raises(ValueError):
-        litellm_smoke._Target("ftp://gw:4000")
+        HTTP.Target("ftp://gw:4000")
 
 
 # -- redaction ----------------------------------------------------------------------------------
@@ -156,7 +170,7 @@ def test_redact_replaces_the_secret_everywhere():
         "checks": [{"nested": [f"x{key}y", 3, None, True]}, (key,)],
         "raw": f"{key}".encode(),
     }
-    redacted = litellm_smoke._redact(report, key)
+    redacted = REDACT.redact_secret(report, key)
     assert key not in json.dumps(redacted)
     assert redacted["detail"] == "Bearer <redacted> was refused"
     assert redacted["<redacted>"] == "as a key too"
@@ -167,8 +181,8 @@ def test_redact_replaces_the_secret_everywhere():
 
 def test_redact_without_a_secret_changes_nothing():
     report = {"a": ["b", 1]}
-    assert litellm_smoke._redact(report, None) is report
-    assert litellm_smoke._redact(report, "") is report
+    assert REDACT.redact_secret(report, None) is report
+    assert REDACT.redact_secret(report, "") is report
 
 
 # -- health, fanout, summary ------------------------------------------------------------------
@@ -226,23 +240,23 @@ def test_fanout_verdict():
 def test_fanout_repeats_a_round_that_starved_a_backend(monkeypatch, starved_rounds, expected_rounds, status):
     """Usage-based routing with several workers can send a whole burst to one backend: more rounds, paused."""
     health = {"healthy_endpoints": [{"api_base": b, "model": "ollama_chat/m"} for b in BACKENDS]}
-    monkeypatch.setattr(litellm_smoke, "_health", lambda *a, **k: ({"status": 200}, health))
+    monkeypatch.setattr(FANOUT, "health_get", lambda *a, **k: ({"status": 200}, health))
     calls = []
 
-    def chat_once(target, key, alias, timeout):
+    def chat_once(utils, target, key, alias, timeout):
         calls.append(alias)
         rnd = (len(calls) - 1) // 4 + 1
         backend = BACKENDS[0] if rnd <= starved_rounds or len(calls) % 2 else BACKENDS[1]
         return {"ok": True, "backend": backend, "error": None}
 
-    monkeypatch.setattr(litellm_smoke, "_chat_once", chat_once)
+    monkeypatch.setattr(CHAT, "chat_once", chat_once)
     sleeps = []
-    monkeypatch.setattr(litellm_smoke.time, "sleep", sleeps.append)
+    monkeypatch.setattr(FANOUT.time, "sleep", sleeps.append)
     result = litellm_smoke.fanout("http://gw:4000", TEST_MASTER_KEY, ["chat-small"], BACKENDS, "chat-small", 4)
     assert result["status"] == status, result["detail"]
     assert result["requests"] == 4 * expected_rounds
     assert f"({expected_rounds} round(s))" in result["detail"]
-    assert sleeps == [litellm_smoke.FANOUT_PAUSE_S] * max(0, expected_rounds - 2)
+    assert sleeps == [FANOUT.FANOUT_PAUSE_S] * max(0, expected_rounds - 2)
 
 
 def test_summarize_and_format_summary():
@@ -293,10 +307,12 @@ def test_resolve_takes_what_is_missing_from_pillar(pillar_get):
     pillar_get.assert_not_called()
 
 
-def test_resolve_without_pillar_uses_the_formula_defaults_and_the_env(pillar_get, monkeypatch):
+def test_resolve_without_pillar_uses_the_formula_defaults_and_the_env(pillar_get, map_jinja, monkeypatch):
     pillar_get.side_effect = lambda key, default=None, **kwargs: default
     monkeypatch.setenv("LITELLM_MASTER_KEY", "sk-from-env")
+    # bind_host and bind_port of defaults.yaml, through map.jinja
     assert litellm_smoke._resolve() == ("http://127.0.0.1:4000", "sk-from-env", None, None)
+    assert "litellm/map.jinja" in map_jinja.call_args.kwargs["string"]
     monkeypatch.delenv("LITELLM_MASTER_KEY")
     assert litellm_smoke._resolve()[1] is None
 
@@ -312,7 +328,7 @@ def test_resolve_on_a_salt_without_unmask(pillar_get):
 def test_plan_never_shows_the_key():
     planned = litellm_smoke.plan()
     assert planned["url"] == "http://127.0.0.1:4100" and planned["has_master_key"] is True
-    assert planned["checks"] == list(litellm_smoke.CHECKS) and planned["chat_models"] == ["chat-small"]
+    assert planned["checks"] == list(RUN.CHECKS) and planned["chat_models"] == ["chat-small"]
     assert TEST_MASTER_KEY not in json.dumps(planned)
 
 
@@ -376,9 +392,9 @@ class FakeGateway:
 @pytest.fixture
 def fake_gateway(monkeypatch):
     gateway = FakeGateway(TEST_MASTER_KEY)
-    monkeypatch.setattr(litellm_smoke, "_request", gateway.request)
-    monkeypatch.setattr(litellm_smoke, "_stream_request", gateway.stream)
-    monkeypatch.setattr(litellm_smoke.socket, "create_connection", MagicMock())
+    monkeypatch.setattr(HTTP, "request", gateway.request)
+    monkeypatch.setattr(HTTP, "stream_request", gateway.stream)
+    monkeypatch.setattr(PROBES.socket, "create_connection", MagicMock())
     return gateway
 
 
@@ -386,7 +402,7 @@ def test_run_passes_against_a_good_gateway_and_never_shows_the_key(fake_gateway,
     caplog.set_level(logging.DEBUG)
     report = litellm_smoke.run(chat_models="all", evidence_dir=str(tmp_path / "ev"), concurrency=4, latency_requests=5)
     assert report["result"] == "PASS", report
-    assert [c["name"] for c in report["checks"]] == list(litellm_smoke.CHECKS)
+    assert [c["name"] for c in report["checks"]] == list(RUN.CHECKS)
     assert report["url"] == "http://127.0.0.1:4100"
     by_name = {c["name"]: c for c in report["checks"]}
     assert by_name["models_auth"]["wrong_key_status"] == 400
@@ -438,8 +454,8 @@ def test_run_without_a_key_fails_models_auth_and_skips_the_rest(fake_gateway, pi
 
 def test_run_skips_http_checks_when_nothing_listens(monkeypatch):
     refused = MagicMock(side_effect=ConnectionRefusedError(111, "refused"))
-    monkeypatch.setattr(litellm_smoke.socket, "create_connection", refused)
-    monkeypatch.setattr(litellm_smoke, "_request", refused)
+    monkeypatch.setattr(PROBES.socket, "create_connection", refused)
+    monkeypatch.setattr(HTTP, "request", refused)
     report = litellm_smoke.run(url="http://127.0.0.1:1")
     statuses = [c["status"] for c in report["checks"]]
     assert statuses[:3] == ["fail"] * 3 and set(statuses[3:]) == {"skip"}
@@ -447,9 +463,9 @@ def test_run_skips_http_checks_when_nothing_listens(monkeypatch):
 
 
 def test_run_skips_the_rest_when_the_gateway_does_not_answer_http(monkeypatch):
-    monkeypatch.setattr(litellm_smoke.socket, "create_connection", MagicMock())
+    monkeypatch.setattr(PROBES.socket, "create_connection", MagicMock())
     hung = MagicMock(side_effect=TimeoutError("timed out"))
-    monkeypatch.setattr(litellm_smoke, "_request", hung)
+    monkeypatch.setattr(HTTP, "request", hung)
     report = litellm_smoke.run(url="http://127.0.0.1:1", timeout=60)
     statuses = [c["status"] for c in report["checks"]]
     assert statuses[:3] == ["pass", "fail", "fail"] and set(statuses[3:]) == {"skip"}
@@ -461,13 +477,13 @@ def test_run_skips_the_rest_when_the_gateway_does_not_answer_http(monkeypatch):
 def test_latency_stops_at_the_first_failure(fake_gateway, monkeypatch):
     calls = []
 
-    def chat_once(target, master_key, alias, timeout):
+    def chat_once(utils, target, master_key, alias, timeout):
         calls.append(alias)
         ok = len(calls) < 3
         return {"ok": ok, "status": 200 if ok else 500, "backend": BACKENDS[0], "ms": 10.0 * len(calls),
                 "overhead_ms": 2.0, "error": None if ok else "500 boom"}
 
-    monkeypatch.setattr(litellm_smoke, "_chat_once", chat_once)
+    monkeypatch.setattr(CHAT, "chat_once", chat_once)
     result = litellm_smoke.latency(requests=10)
     assert len(calls) == 3
     assert result["status"] == "fail" and result["failures"] == 1

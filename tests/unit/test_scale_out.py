@@ -12,11 +12,13 @@ import threading
 import jinja2
 import pytest
 
-from tests.conftest import REPO, TEST_MASTER_KEY, load_salt_module, merged
+from tests.conftest import REPO, SALT_UTILS, TEST_MASTER_KEY, load_salt_module, merged
 
 litellm_config = load_salt_module("modules", "litellm_config")
 PF = load_salt_module("modules", "litellm_preflight")
 config_state = load_salt_module("states", "litellm_config")
+U = SALT_UTILS
+RUN, REDIS, REDACT = U.litellm_preflight_run, U.litellm_preflight_redis, U.litellm_redact
 
 REDIS_PASSWORD = "9c1e5b7a3d2f48e6b0a4c8d1"
 FILES = REPO / "salt" / "litellm" / "files"
@@ -25,9 +27,13 @@ FILES = REPO / "salt" / "litellm" / "files"
 @pytest.fixture
 def configure_loader_modules():
     return {
-        litellm_config: {"__salt__": {}, "__opts__": {"test": False}},
-        PF: {"__salt__": {}, "__opts__": {"test": False}, "__grains__": {"id": "gw1"}},
-        config_state: {"__salt__": {"litellm_config.validate": litellm_config.validate}, "__opts__": {"test": False}},
+        litellm_config: {"__salt__": {}, "__opts__": {"test": False}, "__utils__": U},
+        PF: {"__salt__": {}, "__opts__": {"test": False}, "__grains__": {"id": "gw1"}, "__utils__": U},
+        config_state: {
+            "__salt__": {"litellm_config.validate": litellm_config.validate},
+            "__opts__": {"test": False},
+            "__utils__": U,
+        },
     }
 
 
@@ -239,8 +245,8 @@ class FakeRedis:
 
 
 def test_resp_encoding():
-    assert PF._resp_command("AUTH", "pw") == b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
-    assert PF._resp_replies(b"+OK\r\n-ERR x y\r\n:1\r\n$3\r\nabc\r\n") == ["+OK", "-ERR x y", ":1"]
+    assert REDIS.resp_command("AUTH", "pw") == b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+    assert REDIS.resp_replies(b"+OK\r\n-ERR x y\r\n:1\r\n$3\r\nabc\r\n") == ["+OK", "-ERR x y", ":1"]
 
 
 @pytest.mark.parametrize(
@@ -254,7 +260,7 @@ def test_resp_encoding():
 def test_preflight_redis_check(server_password, status, words):
     fake = FakeRedis(server_password)
     try:
-        result = PF._timed("redis", fleet(host="127.0.0.1", port=fake.port))
+        result = PF._public("redis", fleet(host="127.0.0.1", port=fake.port), "base")
     finally:
         fake.close()
     assert result["status"] == status, result
@@ -268,25 +274,26 @@ def test_preflight_redis_check_fails_when_nothing_listens():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    result = PF._timed("redis", fleet(host="127.0.0.1", port=port))
+    result = PF._public("redis", fleet(host="127.0.0.1", port=port), "base")
     assert result["status"] == "fail" and f"redis 127.0.0.1:{port}" in result["detail"], result
 
 
 def test_preflight_runs_the_redis_check_only_with_a_host():
-    assert "redis" in PF._selected_checks(fleet())
+    assert "redis" in RUN.selected_checks(U, fleet())
     single = fleet()
     single["redis"]["host"] = ""
-    assert "redis" not in PF._selected_checks(single)
-    assert PF._timed("redis", single)["status"] == "skip"
+    assert "redis" not in RUN.selected_checks(U, single)
+    assert PF._public("redis", single, "base")["status"] == "skip"
 
 
 def test_the_redis_password_is_redacted_from_every_preflight_output():
     settings = fleet()
-    assert REDIS_PASSWORD in PF._secrets(settings)
-    report = PF._redact({"detail": f"boom {REDIS_PASSWORD}"}, PF._secrets(settings))
+    assert REDIS_PASSWORD in REDACT.settings_secrets(settings)
+    report = REDACT.redact({"detail": f"boom {REDIS_PASSWORD}"}, REDACT.settings_secrets(settings))
     assert REDIS_PASSWORD not in str(report)
 
 
-def test_formula_defaults_mirror_has_the_redis_block():
-    assert PF.FORMULA_DEFAULTS["redis"] == merged({})["redis"]
+def test_redis_is_off_by_default_in_defaults_yaml():
+    # defaults.yaml is the one source: the merged map has no Redis host, so no redis check runs
     assert copy.deepcopy(merged({})["redis"])["host"] == ""
+    assert "redis" not in RUN.selected_checks(U, merged({}))

@@ -1,0 +1,82 @@
+"""
+Host readers of systemd: is it PID 1, a service's main PID and when it
+started, the state of the system, and what the formula's unit file says.
+Commands go through the ``run`` callable the caller gives (``cmd.run_all``).
+"""
+
+import shlex
+import shutil
+import subprocess
+
+
+def booted(pid1_name):
+    """systemd is PID 1 (``pid1_name``: /proc/1/comm) and systemctl is here."""
+    return pid1_name == "systemd" and bool(shutil.which("systemctl"))
+
+
+def main_pid(run, service):
+    """The main PID of ``<service>.service``, or None."""
+    answer = run(["systemctl", "show", "-p", "MainPID", "--value", f"{service}.service"], timeout=5)
+    try:
+        pid = int(str(answer.get("stdout", "")).strip())
+    except ValueError:
+        return None
+    return pid or None
+
+
+def system_state(run):
+    """``systemctl is-system-running``: running, degraded, starting, ..."""
+    answer = run(["systemctl", "is-system-running"], timeout=5)
+    return (str(answer.get("stdout") or "").strip().splitlines() or ["unknown"])[0]
+
+
+def main_process_start(service):
+    """When the service's main process started (epoch seconds), or None."""
+    try:
+        out = subprocess.run(
+            ["systemctl", "show", "-P", "ExecMainStartTimestamp", "--timestamp=unix", f"{service}.service"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return float(out[1:]) if out.startswith("@") else None
+
+
+def unit_settings(text):
+    """
+    What the formula's unit file says about the gateway: ``{"config",
+    "env_file", "bind_host", "bind_port", "venv", "group"}`` (the ones
+    found). Pure.
+    """
+    result = {}
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if line.startswith("EnvironmentFile="):
+            result["env_file"] = line.split("=", 1)[1].strip().lstrip("-")
+        elif line.startswith("Group="):
+            result["group"] = line.split("=", 1)[1].strip()
+        elif line.startswith("ExecStart="):
+            result.update(_exec_start(line.split("=", 1)[1]))
+    if "bind_port" in result:
+        try:
+            result["bind_port"] = int(result["bind_port"])
+        except ValueError:
+            del result["bind_port"]
+    return result
+
+
+def _exec_start(value):
+    try:
+        argv = shlex.split(value.lstrip("-@+!:"))
+    except ValueError:
+        return {}
+    found = {}
+    if argv and argv[0].endswith("/bin/litellm"):
+        found["venv"] = argv[0][: -len("/bin/litellm")]
+    for flag, key in (("--config", "config"), ("--host", "bind_host"), ("--port", "bind_port")):
+        if flag in argv[:-1]:
+            found[key] = argv[argv.index(flag) + 1]
+    return found
