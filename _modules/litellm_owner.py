@@ -366,7 +366,7 @@ def absent(path):
 
     .. code-block:: bash
 
-        salt-call --local litellm_owner.absent /var/lib/litellm-salt/evidence
+        salt-call --local litellm_owner.absent /srv/litellm-evidence
     """
     if not path or _path_fact(path):
         return []
@@ -388,7 +388,7 @@ def note(paths, key):
 
     .. code-block:: bash
 
-        salt-call --local litellm_owner.note '[/var/lib/litellm-salt/evidence, /var/lib/litellm-salt]' preflight:evidence_dir
+        salt-call --local litellm_owner.note "[/srv/litellm-evidence]" preflight:evidence_dir
     """
     made = [p for p in paths if os.path.isdir(p)]
     if not made:
