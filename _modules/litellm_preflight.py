@@ -64,6 +64,11 @@ def _context(settings, saltenv):
     def validate(checked):
         return list(salt["litellm_config.validate"](settings=checked)["errors"])
 
+    def owner(checked):
+        if "litellm_owner.check" not in salt:
+            return None
+        return salt["litellm_owner.check"](salt["litellm_config.layout"](settings=checked))
+
     note = None
     if settings is None:
         missing = object()
@@ -72,7 +77,8 @@ def _context(settings, saltenv):
             # salt-ssh <target> litellm_preflight.run: no state tree, so no defaults.yaml here
             settings = utils["litellm_settings.pillar"](salt)
             note = NO_PILLAR_NOTE if not settings else NO_MAP_NOTE
-    ctx = types.SimpleNamespace(utils=utils, run=run, grains=_loaded(__grains__), validate=validate, note=note)
+    ctx = types.SimpleNamespace(utils=utils, run=run, grains=_loaded(__grains__), validate=validate, owner=owner,
+                                note=note)
     return ctx, settings
 
 
@@ -105,6 +111,21 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
     """
     ctx, settings = _context(settings, saltenv)
     return __utils__["litellm_preflight_run.run"](ctx, settings, evidence_dir, checks)
+
+
+def ownership(settings=None, saltenv="base"):
+    """
+    Nothing the deploy would create (venv, config dir, unit, user, group,
+    systemd's directories of the service, site CA files) exists on this host
+    unless the formula's record (``litellm_owner.show``) lists it as its own.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_preflight.ownership
+    """
+    return _public("ownership", settings, saltenv)
 
 
 def dns(settings=None, saltenv="base"):

@@ -6,7 +6,8 @@ evidence bundle.
 A check is ``check_<name>(ctx, settings) -> (status, detail)`` in one of the
 ``litellm_preflight_*`` utils; ``ctx`` carries what the execution module
 gives: ``utils`` (``__utils__``), ``run`` (a read-only command), ``grains``,
-``validate`` (``litellm_config.validate``) and ``note`` (why the settings
+``validate`` (``litellm_config.validate``), ``owner`` (``litellm_owner.check``
+of the settings' layout, None without that module) and ``note`` (why the settings
 may be incomplete, or None).
 """
 
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 
 CHECKS = {
     "pillar": "litellm_preflight_run.check_pillar",
+    "ownership": "litellm_preflight_owner.check_ownership",
     "dns": "litellm_preflight_dns.check_dns",
     "backends": "litellm_preflight_backends.check_backends",
     "bind_port": "litellm_preflight_port.check_bind_port",

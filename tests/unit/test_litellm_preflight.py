@@ -302,6 +302,7 @@ def test_cgroup_and_sudoers_and_resolv_parsing():
 def test_selected_checks():
     assert RUN.selected_checks(U, settings()) == [
         "pillar",
+        "ownership",
         "dns",
         "backends",
         "bind_port",
@@ -931,7 +932,7 @@ def test_state_go_lists_failures_and_never_changes(fake_checks):
     fake_checks["init"] = ("fail", "PID 1 is 'sh', not systemd")
     ret = preflight_state.go("litellm", settings())
     assert ret["result"] is False and ret["changes"] == {}
-    assert "Preflight NO-GO: 2 of 9 check(s) failed" in ret["comment"]
+    assert "Preflight NO-GO: 2 of 10 check(s) failed" in ret["comment"]
     assert "- backends: model 'x' missing on http://a:1" in ret["comment"]
     assert "- init: PID 1 is 'sh', not systemd" in ret["comment"]
     assert "- resources: memory 512 MiB" in ret["comment"]
@@ -943,7 +944,7 @@ def test_state_go_passes_with_warnings_in_test_mode_too(fake_checks, tmp_path):
         mp.setitem(preflight_state.__opts__, "test", True)
         ret = preflight_state.go("litellm", settings(), evidence_dir=str(tmp_path))
     assert ret["result"] is True and ret["changes"] == {}
-    assert "Preflight GO: 9 check(s), none failed" in ret["comment"]
+    assert "Preflight GO: 10 check(s), none failed" in ret["comment"]
     assert "Warnings (1):" in ret["comment"]
     assert f"Evidence: {tmp_path}/preflight-" in ret["comment"]
 
@@ -1074,3 +1075,24 @@ def test_state_comment_lists_every_check_with_its_status(fake_checks):
     for name in RUN.selected_checks(U, settings()):
         assert f"{name} " in line
     assert "resources warn" in line and "pillar pass" in line
+
+
+def test_ownership_fails_naming_the_key_when_the_deploy_would_take_something_over(monkeypatch):
+    seen = {}
+
+    def owner_check(entries):
+        seen["entries"] = entries
+        return {"claims": [], "labels": [], "adopted": False, "problems": [
+            "litellm:service:user: user 'www-data' already exists on this host (uid 33, a system account)"]}
+
+    monkeypatch.setitem(PF.__salt__, "litellm_owner.check", owner_check)
+    monkeypatch.setitem(PF.__salt__, "litellm_config.layout",
+                        lambda settings=None: litellm_config.plan_layout(settings))
+    out = check("ownership", settings(service={"name": "litellm", "user": "www-data", "group": "litellm"}))
+    assert out["status"] == "fail" and "litellm:service:user: user 'www-data' already exists" in out["detail"]
+    assert ("user", "www-data") in {(e["kind"], e.get("name")) for e in seen["entries"]}
+    monkeypatch.setitem(PF.__salt__, "litellm_owner.check",
+                        lambda entries: {"claims": entries, "labels": [], "adopted": False, "problems": []})
+    assert check("ownership", settings())["status"] == "pass"
+    monkeypatch.delitem(PF.__salt__, "litellm_owner.check")
+    assert check("ownership", settings())["status"] == "skip"
