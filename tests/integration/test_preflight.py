@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 GATE = "litellm-preflight-go"
 VALIDATE = "litellm-validate-pillar-validated"
-CORE_CHECKS = {"pillar", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init"}
+CORE_CHECKS = {"pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init"}
 EVIDENCE_DIR = "/var/lib/litellm-preflight-evidence"
 GOAL_MS = 3000
 
@@ -195,7 +195,7 @@ def assert_healthy(report, test_site):
     assert CORE_CHECKS <= {c["name"] for c in report["checks"]}
     for entry in report["checks"]:
         assert entry["status"] in ("pass", "skip", "warn"), entry
-    for name in ("pillar", "dns", "backends", "bind_port", "runtime", "init", "trust", "package_index"):
+    for name in ("pillar", "ownership", "dns", "backends", "bind_port", "runtime", "init", "trust", "package_index"):
         assert check(report, name)["status"] == "pass", check(report, name)
     # no package_index:url: the install uses PyPI, so its TLS is what is checked
     assert "pypi.org:443 (package_index): verified with ca_bundle" in check(report, "trust")["detail"]
