@@ -15,10 +15,12 @@ pytestmark = pytest.mark.integration
 
 RECORD = "/var/lib/litellm-salt/owned.json"
 # What a takeover could touch: every path of these trees (owner, mode, size),
-# the units, the accounts.
+# the units, the accounts. Not the backups useradd and userdel keep of the
+# account files (/etc/passwd- ...): their content is compared itself.
 SNAPSHOT = r"""
 find /etc /usr /opt /var/lib /srv -xdev \( -path /var/lib/systemd -o -path /var/lib/private \) -prune \
-     -o -printf '%p %u:%g %m %s\n' | LC_ALL=C sort
+     -o \! -regex '/etc/\(passwd\|group\|shadow\|gshadow\|subuid\|subgid\)-' -printf '%p %u:%g %m %s\n' \
+     | LC_ALL=C sort
 systemctl list-unit-files --no-legend --no-pager | LC_ALL=C sort
 sha256sum /etc/passwd /etc/group /etc/shadow /etc/gshadow
 """
@@ -26,6 +28,14 @@ sha256sum /etc/passwd /etc/group /etc/shadow /etc/gshadow
 
 def _snapshot(host):
     return host.run(["sh", "-c", SNAPSHOT]).stdout
+
+
+def _changed(before, after):
+    """The snapshot lines that differ, for the failure message."""
+    import difflib
+
+    return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+            if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 
 
 def _settings(base, **changes):
@@ -55,7 +65,8 @@ def test_clean_on_a_host_that_never_had_the_formula_changes_nothing(bare, apply,
     run = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
     assert run.changed() == []
     assert "No record of the formula on this host" in run.states["litellm-service-clean-owned-removed"]["comment"]
-    assert _snapshot(host) == before
+    after = _snapshot(host)
+    assert after == before, _changed(before, after)
 
 
 # (pillar changes, where it is refused, words of the refusal)
@@ -93,7 +104,8 @@ def test_every_takeover_pillar_is_refused_and_nothing_on_the_host_changes(bare, 
         else:
             assert clean.changed() == [] and "No record of the formula" in clean.text, changes
     test_site.write(original)
-    assert _snapshot(host) == before
+    after = _snapshot(host)
+    assert after == before, _changed(before, after)
     host.run(["rmdir", "/etc/site-app"])
 
 
@@ -142,6 +154,7 @@ def test_clean_removes_what_the_record_lists_not_what_pillar_says_now(bare, appl
     assert host.run(["getent", "passwd", "litellm"], check=False).returncode != 0
     for path in ("/etc/litellm-next", "/opt/next/venv"):
         assert host.run(["cat", f"{path}/sentinel"]).stdout.strip() == "mine"
-    assert _snapshot(host) == before, "clean changed something the formula did not create"
+    after = _snapshot(host)
+    assert after == before, f"clean changed what the formula did not create: {_changed(before, after)}"
     host.run(["rm", "-r", "/etc/litellm-next", "/opt/next"])
     print("\nOWNERSHIP " + json.dumps({"recorded": len(recorded), "listed": sorted(listed_now)}))
