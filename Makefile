@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VERSION ?= 1.108.7
 
-.PHONY: bootstrap demo demo-down test test-unit bench lock clean-state
+.PHONY: bootstrap demo demo-down lint test test-unit bench lock lock-dev clean-state
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -18,11 +18,16 @@ demo: bootstrap
 demo-down: bootstrap
 	$(PY) scripts/demo.py down
 
-## test: every test layer (unit, functional, integration on a real systemd host).
-test: bootstrap
+## lint: ruff, salt-lint on every SLS, yamllint on pillar and parameters.
+lint: bootstrap
+	@bash scripts/lint.sh
+
+## test: lint first (fails fast), then every test layer (unit, functional,
+## integration on a real systemd host).
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-unit: bootstrap
+test-unit: lint
 	$(PY) -m pytest tests/unit tests/functional $(PYTEST_ARGS)
 
 ## bench: benchmarks on local systemd hosts (baseline and formula side by side,
@@ -35,6 +40,10 @@ bench: bootstrap
 ## lock: regenerate the hashed lock of a LiteLLM version (make lock VERSION=x.y.z)
 lock: bootstrap
 	bash scripts/lock.sh $(VERSION)
+
+## lock-dev: regenerate requirements-dev.txt from requirements-dev.in
+lock-dev: bootstrap
+	$(VENV)/bin/uv pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
 
 clean-state:
 	rm -rf .state

@@ -476,7 +476,9 @@ def _remove_one(entry):
         except FileNotFoundError:
             return False
         except OSError:
-            raise RuntimeError(f"{entry['path']} was left: it is not empty (it holds files the formula did not put there)")
+            raise RuntimeError(
+                f"{entry['path']} was left: it is not empty (it holds files the formula did not put there)"
+            ) from None
         return True
     return _remove_path(entry["path"])
 

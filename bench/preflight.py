@@ -60,7 +60,9 @@ def salt_call(host, *args, timeout=120):
     try:
         data = json.loads(proc.stdout)["local"]
     except (ValueError, KeyError, TypeError):
-        raise SystemExit(f"salt-call {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise SystemExit(
+            f"salt-call {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        ) from None
     return data, wall
 
 

@@ -15,7 +15,6 @@ requests) and prints one row per run, then p50/p95/max and the ratio to the
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile

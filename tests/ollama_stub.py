@@ -258,14 +258,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, req, key):
         """Chat (key="message") or generate (key="response") answer, streamed or not."""
-        head = lambda: {"model": req.get("model"), "created_at": _now()}
+        def head():
+            return {"model": req.get("model"), "created_at": _now()}
+
+        def body(text):
+            return {"role": "assistant", "content": text} if key == "message" else text
+
         if key == "message":
-            body = lambda text: {"role": "assistant", "content": text}
             msgs = [m for m in req.get("messages") or [] if isinstance(m, dict)]
             users = [m for m in msgs if m.get("role") == "user"] or msgs
             said = _text(users[-1].get("content")) if users else None
         else:
-            body = lambda text: text
             said = _text(req.get("prompt")) or None
         if said is None:
             # No messages / empty prompt only loads the model in real Ollama.

@@ -281,7 +281,8 @@ def test_master_key_is_never_exposed(deployed, apply, host, test_site, outputs, 
     )
     assert readable.stdout.strip() == "", readable.stdout
     # the env file holds it, readable by root and the service group only
-    assert host.run(["grep", "-c", "-F", "-f", "/dev/stdin", "/etc/litellm/litellm.env"], input=key + "\n").stdout.strip() == "1"
+    counted = host.run(["grep", "-c", "-F", "-f", "/dev/stdin", "/etc/litellm/litellm.env"], input=key + "\n")
+    assert counted.stdout.strip() == "1"
 
 
 def test_clean_removes_everything_the_formula_added(deployed, apply, host):

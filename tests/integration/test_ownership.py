@@ -136,7 +136,8 @@ def test_clean_removes_what_the_record_lists_not_what_pillar_says_now(bare, appl
     host.run(["rm", RECORD])
     adopted = apply.salt_ssh("state.apply", "litellm").assert_ok()
     assert adopted.changed() == ["litellm-owner-record-claimed"], adopted.changed()
-    assert "adopting a deploy of an earlier formula version" in adopted.states["litellm-owner-record-claimed"]["comment"]
+    comment = adopted.states["litellm-owner-record-claimed"]["comment"]
+    assert "adopting a deploy of an earlier formula version" in comment
 
     test_site.write(_settings(original, config_dir="/etc/litellm-next", venv="/opt/next/venv"))
     would = apply.salt_ssh("state.apply", "litellm.clean", "test=True").assert_ok()

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 GATE = "litellm-preflight-go"
 VALIDATE = "litellm-validate-pillar-validated"
-CORE_CHECKS = {"pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init"}
+CORE_CHECKS = {
+    "pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init",
+}
 EVIDENCE_DIR = "/var/lib/litellm-preflight-evidence"
 GOAL_MS = 3000
 

@@ -34,7 +34,8 @@ def test_a_module_without_its_utils_says_so():
     for name in ("litellm_preflight", "litellm_smoke", "litellm_config", "litellm_release"):
         module = load_salt_module("modules", name)
         module.__utils__ = {}
-        assert module.__virtual__() == (False, f"{name} needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
+        why = f"{name} needs the formula's _utils (saltutil.sync_utils, or utils_dirs)"
+        assert module.__virtual__() == (False, why)
 
 
 def test_saltfile_points_at_the_shipped_config():
@@ -50,5 +51,5 @@ def test_every_sls_state_id_follows_the_naming_scheme():
     for path in (REPO / "salt/litellm").rglob("*.sls"):
         ids += re.findall(r"^(litellm-[a-z0-9{}\-_. |~/]+):\s*$", path.read_text(), re.M)
     assert len(ids) > 15
-    assert all(i.startswith(("litellm-validate-", "litellm-preflight-", "litellm-package-", "litellm-config-",
-                             "litellm-service-", "litellm-smoke-", "litellm-redis-", "litellm-owner-")) for i in ids), ids
+    prefixes = ("validate", "owner", "preflight", "package", "config", "service", "smoke", "redis")
+    assert all(i.startswith(tuple(f"litellm-{p}-" for p in prefixes)) for i in ids), ids

@@ -6,7 +6,6 @@ Unit tests of ownership: the paths, unit, user and group a pillar may name
 
 import copy
 import json
-import os
 import stat
 from unittest.mock import MagicMock
 
