@@ -30,6 +30,9 @@
 {%-   do public_keys.update({name: entry}) %}
 {%- endfor %}
 {%- do public.update({'keys': public_keys}) %}
+{#- The env file needs the secrets, not the client keys. #}
+{%- set env_settings = litellm.copy() %}
+{%- do env_settings.pop('keys', None) %}
 
 include:
   - {{ tplroot }}.package
@@ -111,7 +114,7 @@ litellm-config-file-env-managed:
     - source: salt://{{ tplroot }}/files/litellm.env.jinja
     - template: jinja
     - context:
-        litellm: {{ litellm | json }}
+        litellm: {{ env_settings | json }}
     - user: root
     - group: {{ svc.group }}
     - mode: '0640'
