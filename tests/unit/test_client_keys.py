@@ -186,6 +186,8 @@ def hook(monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.ProxyException, module.UserAPIKeyAuth = FakeProxyException, FakeAuth
+    module.get_request_route = lambda request: request.path
+    module.is_llm_api_route = lambda route: route in ("/v1/chat/completions", "/v1/models")
     monkeypatch.setenv("LITELLM_MASTER_KEY", TEST_MASTER_KEY)
     return module
 
@@ -242,18 +244,42 @@ def test_an_unknown_key_is_denied_without_the_key_in_the_message(hook, table, wr
     assert verdict == "denied" and wrong not in message and "invalid API key" in message
 
 
+class FakeRequest:
+    def __init__(self, path):
+        self.path = path
+
+
 def test_the_hook_raises_what_litellm_needs(hook, table, monkeypatch):
     import asyncio
 
     monkeypatch.setattr(hook, "TABLE", table)
-    auth = asyncio.run(hook.authenticate(None, "Bearer " + KEY_A))
+    chat = FakeRequest("/v1/chat/completions")
+    auth = asyncio.run(hook.authenticate(chat, "Bearer " + KEY_A))
     assert isinstance(auth, FakeAuth) and auth.key_alias == "app"
     with pytest.raises(hook.FallThrough):  # auto mode: LiteLLM's own auth decides
-        asyncio.run(hook.authenticate(None, TEST_MASTER_KEY))
+        asyncio.run(hook.authenticate(chat, TEST_MASTER_KEY))
     assert not issubclass(hook.FallThrough, FakeProxyException)
     with pytest.raises(FakeProxyException) as denied:
-        asyncio.run(hook.authenticate(None, "sk-" + "0" * 48))
+        asyncio.run(hook.authenticate(chat, "sk-" + "0" * 48))
     assert denied.value.code == "401" and denied.value.type == "auth_error"
+
+
+def test_a_client_key_is_kept_to_the_model_api(hook, table, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(hook, "TABLE", table)
+    for path in ("/health", "/model/info", "/key/generate", "/health\n%0afake log line"):
+        with pytest.raises(FakeProxyException) as denied:
+            asyncio.run(hook.authenticate(FakeRequest(path), KEY_A))
+        assert denied.value.code == "403" and "needs the master key" in denied.value.message
+        assert "\n" not in denied.value.message
+    # the master key is LiteLLM's business on every route
+    with pytest.raises(hook.FallThrough):
+        asyncio.run(hook.authenticate(FakeRequest("/health"), TEST_MASTER_KEY))
+    # a wrong key is 401 whatever the route
+    with pytest.raises(FakeProxyException) as denied:
+        asyncio.run(hook.authenticate(FakeRequest("/health"), KEY_A + "0"))
+    assert denied.value.code == "401"
 
 
 def test_lookup_compares_every_entry_whichever_matches(hook, table, monkeypatch):
@@ -448,3 +474,28 @@ def test_new_client_key_refuses_bad_input(args):
     done = subprocess.run([sys.executable, str(REPO / "scripts" / "new-client-key"), *args],
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "sk-" not in done.stdout + done.stderr
+
+
+def test_each_worker_reports_what_it_has_in_force_without_hashes(hook, table, tmp_path, monkeypatch):
+    import pathlib
+
+    runtime = tmp_path / "run"
+    runtime.mkdir()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+    hook.lookup(KEY_A, table=table)
+    status_path = runtime / f"client-keys.{os.getpid()}.json"
+    status = json.loads(status_path.read_text())
+    assert status["table_sha256"] == hashlib.sha256(pathlib.Path(table.path).read_bytes()).hexdigest()
+    assert status["clients"]["app"] == {"models": ["chat-small"], "rpm": 5, "tpm": None, "max_parallel": None,
+                                        "expires": None, "disabled": False}
+    assert sha(KEY_A) not in status_path.read_text() and sha(KEY_B) not in status_path.read_text()
+    write_table(pathlib.Path(table.path), {"other": entry(KEY_B, rpm=1)})
+    table.clock_.now += 1
+    hook.lookup(KEY_A, table=table)
+    assert sorted(json.loads(status_path.read_text())["clients"]) == ["other"]
+    assert sorted(p.name for p in runtime.iterdir()) == [status_path.name]  # no temporary file left
+
+
+def test_no_runtime_directory_no_report(hook, table, monkeypatch):
+    monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+    assert hook.lookup(KEY_A, table=table)[0] == "client"

@@ -19,16 +19,22 @@ came.
   routes stay public; no key gets LiteLLM's 401);
 - any other key, a disabled or an expired client: ``ProxyException`` 401
   (final in ``auto`` mode), which the openai SDK raises as
-  ``AuthenticationError``. Messages never contain a key.
+  ``AuthenticationError``; a client key on a route that is not LiteLLM's
+  model API (``/health``, ``/model/info``, management): 403. Messages never
+  contain a key.
 
 The table is re-read when it changes (its inode, size, mtime and ctime are
-looked at with one ``stat`` at most every ``CHECK_INTERVAL`` seconds), in every
-worker, with no restart. A table that cannot be read or parsed leaves the last
-good one in force (logged once per version of the file); a table that is gone
-means no client key is valid.
+looked at with one ``stat`` at most every ``CHECK_INTERVAL`` seconds, on a
+request), in every worker, with no restart. A table that cannot be read or
+parsed leaves the last good one in force (logged once per version of the
+file); a table that is gone means no client key is valid. After each load a
+worker writes what it has in force (names, models, limits, the table's
+SHA-256; no hash of a key) to ``$RUNTIME_DIRECTORY/client-keys.<pid>.json``,
+for the smoke test.
 """
 
 import datetime
+import functools
 import hashlib
 import hmac
 import json
@@ -39,8 +45,12 @@ import time
 
 try:  # LiteLLM's types when loaded by the proxy; the formula's unit tests inject stand-ins
     from litellm.proxy._types import ProxyException, UserAPIKeyAuth
+    from litellm.proxy.auth.auth_utils import get_request_route
+    from litellm.proxy.auth.route_checks import RouteChecks
+
+    is_llm_api_route = RouteChecks.is_llm_api_route
 except ImportError:  # pragma: no cover - only without LiteLLM
-    ProxyException = UserAPIKeyAuth = None
+    ProxyException = UserAPIKeyAuth = get_request_route = is_llm_api_route = None
 
 log = logging.getLogger("litellm_client_keys")
 
@@ -51,6 +61,8 @@ TABLE_FORMAT = 1
 # this (plus the time of one request) in every worker.
 CHECK_INTERVAL = 0.5
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+# Set by systemd (RuntimeDirectory=): where each worker says what it has in force.
+RUNTIME_DIR_ENV = "RUNTIME_DIRECTORY"
 # A digest no key hashes to in practice: compared against when the master key is unknown.
 _NO_DIGEST = b"\x00" * 32
 
@@ -159,10 +171,12 @@ class KeyTable:
             if self.entries:
                 log.warning("%s is gone: no client key is valid until it is back", self.path)
             self.entries, self.signature, self.failed = (), signature, None
+            self.report(None)
             return
         try:
-            with open(self.path, encoding="utf-8") as handle:
-                entries = parse_table(handle.read())
+            with open(self.path, "rb") as handle:
+                raw = handle.read()
+            entries = parse_table(raw.decode("utf-8"))
         except OSError as exc:
             self._failed(signature, f"cannot read: {exc.strerror}")
             return
@@ -171,6 +185,34 @@ class KeyTable:
             return
         self.entries, self.signature, self.failed = entries, signature, None
         log.info("%s: %d client(s) loaded", self.path, len(entries))
+        self.report(hashlib.sha256(raw).hexdigest())
+
+    def report(self, table_sha256):
+        """
+        What this worker has in force, for the smoke test: <RUNTIME_DIRECTORY>/client-keys.<pid>.json
+        (names, models, limits, the table's SHA-256; no key hash). Only when systemd gives a runtime directory.
+        """
+        directory = os.environ.get(RUNTIME_DIR_ENV)
+        if not directory:
+            return
+        status = {
+            "pid": os.getpid(),
+            "table": self.path,
+            "table_sha256": table_sha256,
+            "loaded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "clients": {
+                e.name: {"models": e.models, "rpm": e.rpm, "tpm": e.tpm, "max_parallel": e.max_parallel,
+                         "expires": e.expires.isoformat() if e.expires else None, "disabled": e.disabled}
+                for e in self.entries
+            },
+        }
+        path = os.path.join(directory.split(":")[0], f"client-keys.{os.getpid()}.json")
+        try:
+            with open(path + ".tmp", "w", encoding="utf-8") as handle:
+                json.dump(status, handle, sort_keys=True)
+            os.replace(path + ".tmp", path)
+        except OSError as exc:
+            log.warning("%s: cannot write the worker's key status: %s", path, exc.strerror)
 
     def _failed(self, signature, why):
         if signature != self.failed:
@@ -205,8 +247,20 @@ def _strip_bearer(api_key):
     return api_key.strip()
 
 
-def _denied(message, kind="auth_error"):
-    return ProxyException(message=message, type=kind, param="api_key", code=401)
+def _denied(message, kind="auth_error", code=401):
+    return ProxyException(message=message, type=kind, param="api_key", code=code)
+
+
+@functools.lru_cache(maxsize=4096)
+def route_allowed(route):
+    """
+    Whether a client key may use ``route``: LiteLLM's model API routes only
+    (chat, completions, embeddings, /v1/models, ...). LiteLLM itself keeps
+    non-admin keys off its management routes but lets them use its info
+    routes, among them /health (a generation on every model x backend, the
+    backends' URLs in the answer) and /model/info: those are the master key's.
+    """
+    return bool(is_llm_api_route(route))
 
 
 def lookup(api_key, table=None, master_digest=None, now=None):
@@ -256,6 +310,10 @@ async def authenticate(request, api_key):
     """LiteLLM's custom_auth hook (general_settings.custom_auth: litellm_client_keys.authenticate)."""
     verdict, detail = lookup(api_key)
     if verdict == "client":
+        route = get_request_route(request)
+        if not route_allowed(route):
+            shown = "".join(ch if ch.isprintable() else "?" for ch in route[:80])
+            raise _denied(f"Client keys may use the model API only; {shown} needs the master key", "auth_error", 403)
         return user_api_key_auth_for(detail)
     if verdict == "fall_through":
         raise FallThrough(detail)
