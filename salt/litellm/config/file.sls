@@ -14,10 +14,11 @@
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
 {#- Client keys (litellm:keys) with a plaintext key (GPG-encrypted pillar) are
-    hashed here, while the SLS renders: the key itself is in no state's data,
-    and never reaches the gateway. #}
+    hashed here, while the SLS renders: the key itself is in none of these
+    states' data (a bad litellm:keys is left to litellm.validate). #}
 {%- set public_keys = {} %}
-{%- for name, spec in (litellm.get('keys') or {}).items() %}
+{%- set keys_in = litellm.get('keys') %}
+{%- for name, spec in (keys_in if keys_in is mapping else {}).items() %}
 {%-   if spec is mapping %}
 {%-     set entry = spec.copy() %}
 {%-     set plain = entry.pop('key', None) %}
