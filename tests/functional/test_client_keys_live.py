@@ -8,7 +8,7 @@ exception classes are what applications see:
   /v1/models exactly its aliases;
 - a wrong, unknown or missing key 401 (AuthenticationError), disabled and
   expired clients too;
-- rpm 429 (RateLimitError), max_parallel 429;
+- rpm, tpm and max_parallel 429 (RateLimitError);
 - admin routes closed to client keys, the master key still works (admin);
 - adding and revoking a key is in force on both workers within 2 s, and no
   process restarts;
@@ -48,8 +48,8 @@ def sha(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-CLIENT_KEYS = {name: new_key() for name in ("small-only", "rpm-limited", "one-at-a-time", "disabled", "expired",
-                                            "late-comer")}
+CLIENT_KEYS = {name: new_key() for name in ("small-only", "rpm-limited", "tpm-limited", "one-at-a-time", "disabled",
+                                            "expired", "late-comer")}
 MASTER_KEY = new_key()
 
 
@@ -57,6 +57,7 @@ def pillar_keys(names):
     specs = {
         "small-only": {"models": ["chat-small"]},
         "rpm-limited": {"rpm": RPM},
+        "tpm-limited": {"tpm": 1},
         "one-at-a-time": {"max_parallel": 1},
         "disabled": {"disabled": True},
         "expired": {"expires": (datetime.date.today() - datetime.timedelta(days=1)).isoformat()},
@@ -65,7 +66,22 @@ def pillar_keys(names):
     return {name: {"hash": f"sha256:{sha(CLIENT_KEYS[name])}", **specs[name]} for name in names}
 
 
-INITIAL = ["small-only", "rpm-limited", "one-at-a-time", "disabled", "expired"]
+RECORDER = """
+import json
+from litellm.integrations.custom_logger import CustomLogger
+
+
+class Recorder(CustomLogger):
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        metadata = (kwargs.get("standard_logging_object") or {{}}).get("metadata") or {{}}
+        with open({path!r}, "a") as handle:
+            handle.write(json.dumps(metadata, default=str) + "\\n")
+
+
+recorder = Recorder()
+"""
+INITIAL = ["small-only", "rpm-limited", "tpm-limited", "one-at-a-time", "disabled", "expired"]
+PRESENTED = []  # wrong keys the tests sent: none of them may be logged either
 
 
 class Gateway:
@@ -86,12 +102,16 @@ class Gateway:
                 "health_check_interval": 0,
                 "cooldown_time": 1,
                 "keys": pillar_keys(INITIAL),
+                # a callback that writes down what LiteLLM tells its loggers about each request
+                "litellm_settings": {"callbacks": "key_recorder.recorder"},
             }
         )
         assert litellm_config.check_settings(self.settings) == []
         config = workdir / "config.yaml"
         config.write_text(litellm_config.config_text(self.settings))
         (workdir / "litellm_client_keys.py").write_text(HOOK.read_text())
+        self.recorded = workdir / "recorded.jsonl"
+        (workdir / "key_recorder.py").write_text(RECORDER.format(path=str(self.recorded)))
         self.table = workdir / "client-keys.json"
         self.write_table(INITIAL)
         self.log = workdir / "litellm.log"
@@ -286,6 +306,22 @@ def test_a_client_gets_its_alias_and_sees_only_its_aliases(gateway):
     assert sorted(m.id for m in client(gateway, CLIENT_KEYS["rpm-limited"]).models.list()) == ALIASES
 
 
+def test_the_client_name_reaches_the_loggers_as_key_alias_and_the_key_does_not(gateway):
+    key = CLIENT_KEYS["small-only"]
+    chat(gateway, key, "chat-small")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in gateway.recorded.read_text().splitlines()] \
+            if gateway.recorded.exists() else []
+        mine = [r for r in records if r.get("user_api_key_alias") == "small-only"]
+        if mine:
+            break
+        time.sleep(0.2)
+    assert mine, records
+    assert mine[0]["user_api_key_hash"] == sha(key)
+    assert key not in gateway.recorded.read_text()
+
+
 def test_another_alias_is_403_key_model_access_denied(gateway):
     with pytest.raises(openai.PermissionDeniedError) as denied:
         chat(gateway, CLIENT_KEYS["small-only"], "chat-tiny")
@@ -302,6 +338,7 @@ def test_wrong_disabled_and_expired_keys_are_401_authentication_error(gateway, c
         "disabled": CLIENT_KEYS["disabled"],
         "expired": CLIENT_KEYS["expired"],
     }[case]
+    PRESENTED.append(key)
     with pytest.raises(openai.AuthenticationError) as denied:
         chat(gateway, key, "chat-small")
     assert denied.value.status_code == 401
@@ -331,9 +368,24 @@ def test_rpm_is_429_rate_limit_error(gateway):
             passed += 1
         except openai.RateLimitError as error:
             limited = error
+    print(f"\nrpm {RPM}, {WORKERS} workers: {passed} passed before 429")
     assert limited is not None and limited.status_code == 429
     assert RPM <= passed <= RPM * WORKERS, passed
     assert key not in str(limited) and key not in json.dumps(limited.body)
+
+
+def test_tpm_is_429_once_the_tokens_are_used(gateway):
+    # LiteLLM counts the reply's tokens and reserves the request's max_tokens up front: with
+    # max_tokens 5 over a tpm of 1 even the first request may get 429 (measured: all did)
+    key, codes = CLIENT_KEYS["tpm-limited"], []
+    for _ in range(WORKERS + 3):
+        try:
+            chat(gateway, key, "chat-small")
+            codes.append(200)
+        except openai.RateLimitError as error:
+            codes.append(error.status_code)
+    print(f"\ntpm 1, {WORKERS} workers: {codes}")
+    assert 429 in codes and codes.count(200) <= WORKERS, codes
 
 
 def test_max_parallel_is_429(gateway, stubs):
@@ -424,8 +476,8 @@ def test_no_key_in_the_log_argv_or_the_table(gateway):
     table = gateway.table.read_text()
     argv = [Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             for pid in [gateway.proc.pid, *gateway.descendants()] if Path(f"/proc/{pid}").exists()]
-    for name, key in [*CLIENT_KEYS.items(), ("master", MASTER_KEY)]:
-        assert key not in log, f"the key of {name} is in the proxy's log"
+    for name, key in [*CLIENT_KEYS.items(), ("master", MASTER_KEY), *(("a wrong key", k) for k in PRESENTED)]:
+        assert key not in log, f"{name} is in the proxy's log"
         assert key not in table and all(key not in a for a in argv), name
     assert oct(gateway.table.stat().st_mode & 0o777) == "0o640"
 
