@@ -7,7 +7,10 @@ the host: ``render`` is the dry run of the original deployment's
 template-validation step.
 """
 
+import datetime
+import hashlib
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -53,6 +56,16 @@ PREFLIGHT_KEYS = {
 }
 PREFLIGHT_SITE_KEYS = {"realm": bool, "admin_sudo_group": str, "netplan_single_file": bool, "resolver": bool}
 MODEL_LIMIT_KEYS = ("rpm", "tpm")
+# litellm:keys: client keys checked by the formula's custom_auth hook
+# (files/litellm_client_keys.py) against a table of hashes (client-keys.json).
+CLIENT_KEY_KEYS = {"hash", "key", "models", "rpm", "tpm", "max_parallel", "expires", "disabled"}
+CLIENT_LIMIT_KEYS = ("rpm", "tpm", "max_parallel")
+CLIENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KEY_HASH_RE = re.compile(r"^sha256:[0-9A-Fa-f]{64}$")
+MIN_CLIENT_KEY_LENGTH = 32
+KEY_TABLE_NAME = "client-keys.json"
+KEY_TABLE_FORMAT = 1
+AUTH_HOOK_MODULE = "litellm_client_keys"
 PLACEHOLDER_WORDS = (
     "changeme",
     "change-me",
@@ -97,6 +110,7 @@ TOP_LEVEL_KEYS = {
     "rollback",
     "lookup",
     "redis",
+    "keys",
 }
 # Keys that belong to a setting of the formula, or that make LiteLLM refuse to
 # start, when given in the free-form sections.
@@ -104,6 +118,10 @@ FORBIDDEN_EXTRA_KEYS = {
     "general_settings": {
         "master_key": "set litellm:master_key (secret pillar) instead",
         "database_url": "not supported by this formula yet",
+        "custom_auth": "set by the formula for its client keys (litellm:keys)",
+        "custom_auth_settings": "set by the formula for its client keys (litellm:keys)",
+        # A wrong key would become an internal user whenever the (absent) database "fails".
+        "allow_requests_on_db_unavailable": "never: without a database every wrong key would be let in",
     },
     "router_settings": {
         "health_check_interval": "belongs to general_settings; "
@@ -316,6 +334,131 @@ def _check_redis(errors, redis, master_key):
                 "litellm:redis:bind: needed when the formula installs Redis (litellm:redis:server) "
                 "and litellm:redis:host is a name: the addresses Redis listens on"
             )
+
+
+def _alias_names(models):
+    """The valid aliases of litellm:models, in pillar order."""
+    if not isinstance(models, list):
+        return []
+    return [m["name"] for m in models if isinstance(m, dict) and isinstance(m.get("name"), str)]
+
+
+def _key_hash(spec):
+    """The hex SHA-256 of a litellm:keys entry (from hash or key), or None."""
+    if not isinstance(spec, dict):
+        return None
+    value = spec.get("hash")
+    if isinstance(value, str) and KEY_HASH_RE.match(value):
+        return value.split(":", 1)[1].lower()
+    key = spec.get("key")
+    if isinstance(key, str) and key and not key.startswith("-----BEGIN PGP"):
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return None
+
+
+def _expiry(value):
+    """An expiry (ISO date or date-time, no zone = UTC) as an aware datetime; ValueError when bad."""
+    if isinstance(value, datetime.datetime):
+        moment = value
+    elif isinstance(value, datetime.date):
+        moment = datetime.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        moment = datetime.datetime.fromisoformat(text)
+    else:
+        raise ValueError(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment
+
+
+def _check_client_key(errors, where, key, master_key):
+    # A plaintext client key (from GPG-encrypted pillar): never echo the value.
+    if not isinstance(key, str) or not key:
+        errors.append(f"{where}:key: must be a non-empty string, got a {type(key).__name__}")
+        return
+    if key.startswith("-----BEGIN PGP"):
+        errors.append(f"{where}:key: still GPG-encrypted; the gpg renderer could not decrypt it (check gpg_keydir)")
+        return
+    if not key.startswith("sk-"):
+        # LiteLLM keeps a key without it in clear in its limiter messages and failure logs.
+        errors.append(f"{where}:key: must start with 'sk-' (generate one with scripts/new-client-key)")
+    if len(key) < MIN_CLIENT_KEY_LENGTH:
+        errors.append(f"{where}:key: too short ({len(key)} characters); use at least {MIN_CLIENT_KEY_LENGTH}")
+    if any(ch.isspace() or ord(ch) < 32 for ch in key):
+        errors.append(f"{where}:key: must not contain white space")
+    if isinstance(master_key, str) and master_key and key == master_key:
+        errors.append(f"{where}:key: is the master key; give every client a key of its own")
+
+
+def _check_keys(errors, keys, models, master_key):
+    """litellm:keys: client name -> {hash or key, models, rpm, tpm, max_parallel, expires, disabled}."""
+    if keys in (None, {}):
+        return
+    if not isinstance(keys, dict):
+        errors.append(f"litellm:keys: must be a mapping of client name: settings, got {_describe(keys)}")
+        return
+    aliases = set(_alias_names(models))
+    master_hash = hashlib.sha256(master_key.encode("utf-8")).hexdigest() if isinstance(master_key, str) else None
+    seen = {}
+    for name, spec in keys.items():
+        where = f"litellm:keys:{name}"
+        if not isinstance(name, str) or not CLIENT_NAME_RE.match(name):
+            errors.append(f"{where}: the client name must be letters, digits, '.', '_' or '-' (at most 64)")
+        if not isinstance(spec, dict):
+            errors.append(f"{where}: must be a mapping with hash (or key), models, rpm, tpm, ..., got {_describe(spec)}")
+            continue
+        unknown = sorted(map(str, set(spec) - CLIENT_KEY_KEYS))
+        if unknown:
+            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CLIENT_KEY_KEYS))}")
+        if ("hash" in spec) == ("key" in spec):
+            errors.append(f"{where}: give exactly one of hash ('sha256:<hex>', preferred) or key (GPG-encrypted)")
+        if "hash" in spec:
+            value = spec["hash"]
+            if not isinstance(value, str) or not KEY_HASH_RE.match(value):
+                errors.append(
+                    f"{where}:hash: must be 'sha256:' and 64 hex digits (scripts/new-client-key prints it), "
+                    f"got {_describe(value)}"
+                )
+            elif master_hash is not None and value.split(":", 1)[1].lower() == master_hash:
+                errors.append(f"{where}:hash: is the hash of the master key; give every client a key of its own")
+        elif "key" in spec:
+            _check_client_key(errors, where, spec["key"], master_key)
+        digest = _key_hash(spec)
+        if digest is not None:
+            if digest in seen:
+                errors.append(f"{where}: same key as litellm:keys:{seen[digest]} (duplicate hash)")
+            else:
+                seen[digest] = name
+        if "models" in spec:
+            chosen = spec["models"]
+            if not isinstance(chosen, list) or not chosen:
+                errors.append(
+                    f"{where}:models: must be a non-empty list of aliases (leave it out for all), "
+                    f"got {_describe(chosen)}"
+                )
+            else:
+                for index, alias in enumerate(chosen):
+                    if not isinstance(alias, str) or alias not in aliases:
+                        errors.append(
+                            f"{where}:models:{index}: {alias!r} is not an alias of litellm:models "
+                            f"({', '.join(sorted(aliases)) or 'none'})"
+                        )
+        for limit in CLIENT_LIMIT_KEYS:
+            if spec.get(limit) is not None:
+                _check_int(errors, f"keys:{name}:{limit}", spec[limit], 1, 10**9)
+        if spec.get("expires") not in (None, ""):
+            try:
+                _expiry(spec["expires"])
+            except (TypeError, ValueError):
+                errors.append(
+                    f"{where}:expires: must be an ISO date like '2027-06-30' (or date-time), "
+                    f"got {_describe(spec['expires'])}"
+                )
+        if not isinstance(spec.get("disabled", False), bool):
+            errors.append(f"{where}:disabled: must be true or false, got {_describe(spec.get('disabled'))}")
 
 
 def _check_backends(errors, backends):
@@ -598,6 +741,7 @@ def check_settings(settings):
     _check_ca_certificates(errors, settings.get("ca_certificates", {}))
     _check_redis(errors, settings.get("redis", {}), settings.get("master_key"))
     _check_ownership(errors, settings)
+    _check_keys(errors, settings.get("keys", {}), settings.get("models"), settings.get("master_key"))
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {_describe(settings.get('preflight'))}")
     _check_preflight(errors, settings.get("preflight", {}))
@@ -840,6 +984,19 @@ def build_config(settings):
             }
         )
     general_settings.update(settings.get("general_settings") or {})
+    if settings.get("keys"):
+        # Client keys without a database: the formula's hook checks every key
+        # against the key table first; auto mode hands the master key (and no
+        # key) on to LiteLLM's own auth. The common checks keep client keys off
+        # admin routes; the post-custom-auth checks enforce models and expiry.
+        general_settings.update(
+            {
+                "custom_auth": f"{AUTH_HOOK_MODULE}.authenticate",
+                "custom_auth_settings": {"mode": "auto"},
+                "custom_auth_run_common_checks": True,
+            }
+        )
+        litellm_settings["enable_post_custom_auth_checks"] = True
     return {
         "model_list": model_list,
         "router_settings": router_settings,
@@ -860,6 +1017,42 @@ def config_text(settings):
     """
     header = "# Managed by Salt (litellm formula). Local edits are overwritten.\n"
     return header + salt.utils.yaml.safe_dump(build_config(settings), default_flow_style=False, sort_keys=False)
+
+
+def key_table(settings):
+    """
+    The client key table (client-keys.json) as a dict: per client its key's
+    SHA-256 (never the key), models (all aliases by default), limits, expiry
+    (aware ISO date-time) and disabled flag. Read by the formula's hook, which
+    re-reads it when it changes: no restart.
+    """
+    aliases = _alias_names(settings.get("models"))
+    clients = {}
+    for name, spec in sorted((settings.get("keys") or {}).items()):
+        expires = spec.get("expires")
+        clients[name] = {
+            "hash": _key_hash(spec),
+            "models": list(spec.get("models") or aliases),
+            "rpm": spec.get("rpm"),
+            "tpm": spec.get("tpm"),
+            "max_parallel": spec.get("max_parallel"),
+            "expires": _expiry(expires).isoformat() if expires not in (None, "") else None,
+            "disabled": bool(spec.get("disabled", False)),
+        }
+    return {"format": KEY_TABLE_FORMAT, "clients": clients}
+
+
+def key_table_text(settings):
+    """
+    The client-keys.json text for the merged settings (used by its template).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.key_table_text '{...merged settings...}'
+    """
+    return json.dumps(key_table(settings), indent=1, sort_keys=True) + "\n"
 
 
 def redact_env(text):
@@ -939,9 +1132,9 @@ def render(settings=None, saltenv="base"):
     """
     Render, without touching the host, the files the formula would write for
     the current pillar (or the given ``settings``): ``config`` (config.yaml),
-    ``env`` (litellm.env, master key redacted) and ``unit`` (the systemd
-    unit), plus the validation ``errors``. Nothing is rendered when the
-    settings are invalid.
+    ``env`` (litellm.env, master key redacted), ``keys`` (client-keys.json:
+    hashes, never keys) and ``unit`` (the systemd unit), plus the validation
+    ``errors``. Nothing is rendered when the settings are invalid.
 
     CLI Example:
 
@@ -960,6 +1153,7 @@ def render(settings=None, saltenv="base"):
         "errors": [],
         "config": config_text(settings),
         "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
+        "keys": key_table_text(settings),
         "unit": _render_template("litellm.service.jinja", settings, saltenv),
     }
 

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{#- /etc/litellm/config.yaml (no secret: the key is read from the environment)
-    and /etc/litellm/litellm.env (the secret; never diffed). The config is
+{#- /etc/litellm/config.yaml (no secret: the key is read from the environment),
+    /etc/litellm/litellm.env (the secret; never diffed), and the client-key
+    hook with its table of key hashes (litellm:keys). The config is
     checked by the installed LiteLLM before it replaces the live one. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
@@ -12,6 +13,27 @@
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
+{#- Client keys (litellm:keys) with a plaintext key (GPG-encrypted pillar) are
+    hashed here, while the SLS renders: the key itself is in none of these
+    states' data (a bad litellm:keys is left to litellm.validate). #}
+{%- set public_keys = {} %}
+{%- set keys_in = litellm.get('keys') %}
+{%- for name, spec in (keys_in if keys_in is mapping else {}).items() %}
+{%-   if spec is mapping %}
+{%-     set entry = spec.copy() %}
+{%-     set plain = entry.pop('key', None) %}
+{%-     if plain is string and 'hash' not in entry %}
+{%-       do entry.update({'hash': 'sha256:' ~ (plain | sha256)}) %}
+{%-     endif %}
+{%-   else %}
+{%-     set entry = spec %}
+{%-   endif %}
+{%-   do public_keys.update({name: entry}) %}
+{%- endfor %}
+{%- do public.update({'keys': public_keys}) %}
+{#- The env file needs the secrets, not the client keys. #}
+{%- set env_settings = litellm.copy() %}
+{%- do env_settings.pop('keys', None) %}
 
 include:
   - {{ tplroot }}.package
@@ -35,6 +57,36 @@ litellm-config-file-check-script-managed:
     - require:
       - sls: {{ tplroot }}.package
 
+{#- The client-key hook LiteLLM loads (general_settings.custom_auth, when
+    litellm:keys is set) and its key table: both always there, so that any
+    config.yaml, a rolled-back one included, finds them. Root-owned, read-only
+    for the service. A change of the table restarts nothing: the hook re-reads
+    it (service/running.sls does not watch it). #}
+litellm-config-file-auth-hook-managed:
+  file.managed:
+    - name: {{ litellm.config_dir }}/litellm_client_keys.py
+    - source: salt://{{ tplroot }}/files/litellm_client_keys.py
+    - user: root
+    - group: {{ svc.group }}
+    - mode: '0640'
+    - require:
+      - file: litellm-config-file-directory
+
+litellm-config-file-keys-managed:
+  file.managed:
+    - name: {{ litellm.config_dir }}/client-keys.json
+    - source: salt://{{ tplroot }}/files/client-keys.json.jinja
+    - template: jinja
+    - context:
+        litellm: {{ {'keys': public_keys, 'models': litellm.models} | json }}
+    - user: root
+    - group: {{ svc.group }}
+    - mode: '0640'
+    # Hashes of client keys, not the keys; still never diffed.
+    - show_changes: False
+    - require:
+      - file: litellm-config-file-directory
+
 litellm-config-file-config-managed:
   file.managed:
     - name: {{ litellm.config_dir }}/config.yaml
@@ -48,9 +100,14 @@ litellm-config-file-config-managed:
     # A config LiteLLM rejects never replaces the live one.
     - check_cmd: {{ litellm.venv }}/bin/litellm-check-config
     - tmp_ext: .yaml
+    # LiteLLM loads the custom_auth module from the directory of the config
+    # it checks: check the new one beside the hook.
+    - tmp_dir: {{ litellm.config_dir }}
     - require:
       - file: litellm-config-file-directory
       - file: litellm-config-file-check-script-managed
+      - file: litellm-config-file-auth-hook-managed
+      - file: litellm-config-file-keys-managed
 
 litellm-config-file-env-managed:
   file.managed:
@@ -58,7 +115,7 @@ litellm-config-file-env-managed:
     - source: salt://{{ tplroot }}/files/litellm.env.jinja
     - template: jinja
     - context:
-        litellm: {{ litellm | json }}
+        litellm: {{ env_settings | json }}
     - user: root
     - group: {{ svc.group }}
     - mode: '0640'

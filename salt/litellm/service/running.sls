@@ -12,6 +12,7 @@
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
+{%- do public.pop('keys', None) %}
 
 include:
   - {{ tplroot }}.package
@@ -45,7 +46,11 @@ litellm-service-running-service-running:
     - watch:
       - file: litellm-service-running-unit-file-managed
       - litellm_venv: litellm-package-install-venv-installed
-      - sls: {{ tplroot }}.config
+      # Not the whole config SLS: a change of the client key table
+      # (litellm-config-file-keys-managed) restarts nothing, the hook re-reads it.
+      - file: litellm-config-file-config-managed
+      - file: litellm-config-file-env-managed
+      - file: litellm-config-file-auth-hook-managed
 
 litellm-service-running-ready:
   litellm_service.ready:
