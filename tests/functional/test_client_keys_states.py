@@ -70,6 +70,8 @@ def test_a_plaintext_client_key_is_hashed_while_the_sls_renders(lowstate):
         if chunk["__id__"] in ("litellm-validate-pillar-validated", "litellm-preflight-go"):
             continue  # these get the whole settings, the master key too, and never print them
         assert PLAIN_KEY not in json.dumps(chunk, default=str), chunk["__id__"]
+        if chunk["__id__"].startswith("litellm-owner-"):
+            assert TEST_MASTER_KEY not in json.dumps(chunk, default=str), chunk["__id__"]
 
 
 def test_the_service_restarts_for_config_env_and_hook_but_not_for_the_table(lowstate):

@@ -125,7 +125,8 @@ def test_key_table_holds_hashes_defaults_and_no_key():
         {
             "open-webui": {"hash": f"sha256:{sha(KEY_A).upper()}", "models": ["phi3-mini"], "rpm": 60,
                            "expires": "2027-06-30"},
-            "team-research": {"key": KEY_B, "disabled": True, "max_parallel": 2, "expires": "2027-06-30T12:30:00+02:00"},
+            "team-research": {"key": KEY_B, "disabled": True, "max_parallel": 2,
+                              "expires": "2027-06-30T12:30:00+02:00"},
         }
     )
     table = json.loads(litellm_config.key_table_text(settings))

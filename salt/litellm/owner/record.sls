@@ -7,6 +7,11 @@
     record lists. failhard: nothing changes on a refusal. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
+{#- What the formula creates needs no secret: none goes into these states. #}
+{%- set public = litellm.copy() %}
+{%- for secret in ['master_key', 'keys', 'redis'] %}
+{%-   do public.pop(secret, None) %}
+{%- endfor %}
 
 include:
   - {{ tplroot }}.validate
@@ -14,7 +19,7 @@ include:
 litellm-owner-record-checked:
   litellm_owner.checked:
     - name: litellm
-    - settings: {{ litellm | json }}
+    - settings: {{ public | json }}
     - order: 2
     - failhard: True
     - require:
@@ -23,7 +28,7 @@ litellm-owner-record-checked:
 litellm-owner-record-claimed:
   litellm_owner.claimed:
     - name: litellm
-    - settings: {{ litellm | json }}
+    - settings: {{ public | json }}
     - order: 4
     - failhard: True
     - require:

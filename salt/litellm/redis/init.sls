@@ -25,7 +25,7 @@ litellm-redis-validated:
 litellm-redis-owner-claimed:
   litellm_owner.claimed:
     - name: litellm:redis
-    - settings: {{ litellm | json }}
+    - settings: {{ {'redis': {'server': redis.get('server')}} | json }}
     - scope: redis
     - failhard: True
     - require:
