@@ -56,7 +56,7 @@ from .pki import CA, make_ca  # noqa: F401 - the mirror's CA (test_offline: mirr
 
 CACHE_ROOT = Path("/var/cache/litellm-salt")
 UPSTREAM = "https://pypi.org/simple/"
-# Debian bookworm: glibc 2.36, python3.11, as in the test host.
+# The oldest glibc of the test hosts' suites (bookworm 2.36; trixie has 2.41): wheels for both.
 DEFAULT_PLATFORM = "manylinux_2_36_x86_64"
 MANIFEST = "manifest.json"
 

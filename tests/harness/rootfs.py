@@ -26,9 +26,10 @@ from .mounts import remove_tree
 # Bump when the rootfs recipe changes in a way the hash inputs do not cover.
 HARNESS_VERSION = "1"
 
-DEFAULT_SUITE = "bookworm"
+#: Debian 13 (stable); "bookworm" (Debian 12, oldstable) is built on demand
+DEFAULT_SUITE = "trixie"
 #: python3 X.Y of each suite: its Salt wheels can be built while debootstrap runs
-SUITE_PYTHON = {"bookworm": "3.11"}
+SUITE_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
 DEFAULT_SALT_VERSION = "3008.4"
 DEFAULT_CACHE_DIR = Path(os.environ.get("LITELLM_HARNESS_CACHE", "/var/cache/litellm-salt"))
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -197,7 +198,7 @@ def _build(cache_dir: Path, suite: str, salt: str, final: Path) -> None:
         pyver = _rootfs_python_version(root)
         if wh is None or pyver != SUITE_PYTHON.get(suite):
             t = time.monotonic()
-            wh = wheelhouse.ensure_wheelhouse(cache_dir, salt, pyver)
+            wh = wheelhouse.ensure_wheelhouse(cache_dir, salt, pyver, root)
             timings["wheelhouse"] = time.monotonic() - t
         t = time.monotonic()
         _install_salt(root, uv, wh, salt)

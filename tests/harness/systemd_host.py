@@ -9,7 +9,7 @@ inspect the result.
 One concern a module (import from here; the modules are the implementation):
 
 * ``rootfs.py``     :func:`build_rootfs` debootstraps a minbase rootfs of a suite
-  (default bookworm) with systemd, sshd, python3 and
+  (default trixie, Debian 13; bookworm on demand) with systemd, sshd, python3 and
   Salt in ``/opt/salt`` once, cached under ``cache_dir`` by suite and recipe hash;
   ``wheelhouse.py`` builds its Salt wheels.
 * ``instance.py``   :class:`SystemdHost` boots a throw-away instance of it (overlay
@@ -32,8 +32,9 @@ Environment knobs:
 ``LITELLM_HARNESS_WORKROOT``     default parent of instance workdirs.
 ``LITELLM_HARNESS_ROOTFS_MODE``  ``overlay`` | ``copy`` | ``auto`` (default).
 ``LITELLM_HARNESS_CA_BUNDLE``    host CA bundle bind-mounted into hosts.
-``LITELLM_HARNESS_PYTHON``       host CPython used to build the salt wheelhouse;
-                                 must match the container's python3 X.Y.
+``LITELLM_HARNESS_PYTHON``       host CPython of the tools venv; the salt
+                                 wheelhouse is built with it when it matches the
+                                 rootfs's python3 X.Y, else inside the rootfs.
 """
 
 from __future__ import annotations

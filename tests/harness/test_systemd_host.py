@@ -60,6 +60,9 @@ def host(rootfs, tmp_path_factory):
 def test_rootfs_is_cached_and_complete(rootfs):
     meta = sh.rootfs_meta(rootfs)
     assert meta["salt"] == sh.salt_version()
+    # the default: Debian 13, Python 3.13
+    assert (meta["suite"], meta["python"]) == ("trixie", "3.13"), meta
+    assert "VERSION_CODENAME=trixie" in (rootfs / "etc/os-release").read_text()
     assert (rootfs / "opt/salt/bin/salt-call").exists()
     assert os.readlink(rootfs / "usr/local/bin/salt-call") == "/opt/salt/bin/salt-call"
     assert not list((rootfs / "var/lib/apt/lists").glob("*_Packages")), "apt lists not cleaned"
@@ -73,7 +76,7 @@ def test_rootfs_is_cached_and_complete(rootfs):
 def test_suites_are_cached_side_by_side(rootfs):
     """The cache key and the directory name carry the suite: bookworm and trixie builds never collide."""
     assert sh.rootfs_key("bookworm") != sh.rootfs_key("trixie")
-    assert rootfs.name == f"rootfs-{sh.DEFAULT_SUITE}-{sh.rootfs_key(sh.DEFAULT_SUITE)}"
+    assert rootfs.name == f"rootfs-trixie-{sh.rootfs_key('trixie')}"
     assert rootfs.parent == sh.DEFAULT_CACHE_DIR
 
 

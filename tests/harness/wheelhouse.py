@@ -19,7 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .common import HarnessError, clean_env, log, pdeathsig, run_cmd
+from .common import CONTAINER_PATH, HOST_CA_BUNDLE, HarnessError, clean_env, log, nspawn_exec, pdeathsig, run_cmd
+from .mounts import remove_tree, writable_tree
+
+#: packages the build overlay gets to compile sdists for the rootfs's python3
+BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev")
+
 
 def ensure_uv(cache_dir: Path) -> tuple[Path, Path]:
     """A small venv under cache_dir with uv in it; returns (python, uv)."""
@@ -62,19 +67,23 @@ def host_can_build(cache_dir: Path, pyver: str) -> bool:
     return python_tag(host_py) == pyver
 
 
-def ensure_wheelhouse(cache_dir: Path, salt: str, pyver: str) -> Path:
+def ensure_wheelhouse(cache_dir: Path, salt: str, pyver: str, rootfs: Path | None = None) -> Path:
     """The wheelhouse of salt==<salt> for CPython pyver: cached, or built on the
-    host, whose python must match."""
+    host when its python matches, or else with the python3 of rootfs (a fresh
+    debootstrap'd tree, not changed).  Without rootfs a mismatch is an error."""
     wh = _path(cache_dir, salt, pyver)
     if wh.is_dir():
         return wh
     if host_can_build(cache_dir, pyver):
         host_py, _ = ensure_uv(cache_dir)
         return _build(wh, lambda out: _pip_wheel_on_host(host_py, out, salt))
-    raise HarnessError(
-        f"the host python {host_python()} is not {pyver}; set LITELLM_HARNESS_PYTHON to a CPython "
-        f"{pyver} so the salt wheelhouse matches the container"
-    )
+    if rootfs is None:
+        raise HarnessError(
+            f"the host python {host_python()} is not {pyver}; set LITELLM_HARNESS_PYTHON to a CPython "
+            f"{pyver} so the salt wheelhouse matches the container"
+        )
+    log.info("no host CPython %s: building the salt %s wheels with the rootfs's python3", pyver, salt)
+    return _build(wh, lambda out: _pip_wheel_in_rootfs(rootfs, cache_dir, out, salt))
 
 
 def _build(wh: Path, build: Callable[[Path], None]) -> Path:
@@ -99,3 +108,35 @@ def _pip_wheel_on_host(host_py: Path, out: Path, salt: str) -> None:
         env=clean_env(),
         timeout=1800,
     )
+
+
+_BUILD_SCRIPT = """set -e
+export DEBIAN_FRONTEND=noninteractive
+apt-get -qq -o Acquire::Retries=3 update
+apt-get -qq -y --no-install-recommends install {packages} >/dev/null
+python3 -m venv /tmp/wheel-build
+/tmp/wheel-build/bin/pip wheel --quiet --wheel-dir /run/wheelhouse 'salt=={salt}'
+"""
+
+
+def _pip_wheel_in_rootfs(rootfs: Path, cache_dir: Path, out: Path, salt: str) -> None:
+    workspace = Path(tempfile.mkdtemp(prefix=".tmp-wheel-build-", dir=cache_dir))
+    try:
+        tree, _ = writable_tree(rootfs, workspace)
+        nspawn_exec(
+            tree,
+            ["/bin/sh", "-c", _BUILD_SCRIPT.format(packages=" ".join(BUILD_PACKAGES), salt=salt)],
+            binds_ro={os.path.realpath(HOST_CA_BUNDLE): "/run/harness-ca.crt"},
+            binds={str(out): "/run/wheelhouse"},
+            setenv={
+                "PATH": CONTAINER_PATH,
+                "HOME": "/root",
+                "LC_ALL": "C.UTF-8",
+                "PIP_CERT": "/run/harness-ca.crt",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+                "PIP_NO_INPUT": "1",
+                "PIP_DEFAULT_TIMEOUT": "120",
+            },
+        )
+    finally:
+        remove_tree(workspace)
