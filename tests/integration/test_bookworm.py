@@ -1,8 +1,9 @@
 """
 Debian 12 "bookworm" (oldstable, Python 3.11) stays covered while the other
 integration tests run on the harness's default, Debian 13 "trixie": on a
-bookworm host, a cold deploy with salt-ssh, chat through the gateway, a no-op
-re-apply (0 changes, same MainPID) and a smoke test that passes every check.
+bookworm host, a cold deploy with salt-ssh, chat through the gateway, no-op
+re-applies with salt-ssh and salt-call --local (0 changes, same MainPID), the
+unit's security score, and a smoke test that passes every check.
 
 The tests are test_deploy's and test_smoke's own, imported: this module only
 overrides the fixtures they use (``rootfs``, ``test_site``, ``host``,
@@ -25,7 +26,9 @@ from .test_deploy import (  # noqa: F401 - collected here, on bookworm
     deployed,
     test_cold_deploy_converges_and_the_service_runs_as_litellm,
     test_gateway_serves_chat_and_both_backends_get_traffic,
+    test_salt_call_local_apply_changes_nothing,
     test_second_salt_ssh_apply_changes_nothing_and_restarts_nothing,
+    test_unit_is_hardened,
 )
 from .test_smoke import test_healthy_gateway_passes_every_check  # noqa: F401 - collected here, on bookworm
 
@@ -77,6 +80,9 @@ def test_the_host_is_bookworm_with_python_3_11(rootfs, host):
 
 @pytest.fixture(scope="module", autouse=True)
 def report_timings():
-    """What the imported tests measured here, on bookworm (not a benchmark)."""
+    """What the imported tests measured here, on bookworm (not a benchmark): what they
+    wrote into test_deploy's TIMINGS while this module ran (it may hold the default suite's)."""
+    before = dict(test_deploy.TIMINGS)
     yield
-    print("\nBOOKWORM TIMINGS " + json.dumps({k: round(v, 2) for k, v in test_deploy.TIMINGS.items()}))
+    here = {k: round(v, 2) for k, v in test_deploy.TIMINGS.items() if before.get(k) != v}
+    print("\nBOOKWORM TIMINGS " + json.dumps(here))
