@@ -161,6 +161,8 @@ def down():
     if (host_dir / "host.json").exists():
         subprocess.run([sys.executable, "-m", "tests.harness.systemd_host", "down", "--workdir", str(host_dir)], cwd=REPO, check=False)
     _stop_backends()
+    if (STATE / "gpg").is_dir():
+        site.GPG_HOMES.append(STATE / "gpg")  # its gpg-agent, if one is left: main() stops it
     print("demo: stopped")
 
 
@@ -170,7 +172,12 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("demo: run as root (systemd-nspawn needs it)")
-    up() if args.action == "up" else down()
+    try:
+        up() if args.action == "up" else down()
+    finally:
+        # gpg (encrypting the pillar) and salt-ssh's gpg renderer start a gpg-agent in the
+        # demo's GPG home that would outlive the demo
+        site.stop_gpg_agents()
 
 
 if __name__ == "__main__":
