@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """
 The main job on an embedded default site: build a local systemd host
-(systemd-nspawn, Debian bookworm), start two stand-in Ollama servers on
+(systemd-nspawn, Debian 13 trixie), start two stand-in Ollama servers on
 loopback, deploy the formula with salt-ssh, and print the gateway URL.
 
     make demo        # up (idempotent: a second run re-applies, changes nothing)
@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import ollama_stub  # noqa: E402
 
 from tests.harness import site  # noqa: E402
-from tests.harness.systemd_host import build_rootfs  # noqa: E402
+from tests.harness.systemd_host import DEFAULT_SUITE, build_rootfs  # noqa: E402
 
 STATE = REPO / ".state" / "demo"
 TARGET = "gateway"
@@ -90,7 +90,8 @@ def _start_host():
         if _pid_alive(info.get("pid1", 0)):
             return info
     (STATE / "host").mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", "litellm-demo", "--workdir", str(STATE / "host")]
+    argv = [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", "litellm-demo",
+            "--workdir", str(STATE / "host"), "--suite", DEFAULT_SUITE]
     log = open(STATE / "host.log", "ab")  # noqa: SIM115 -- handed to the detached process
     subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -117,8 +118,8 @@ def _salt_ssh(controller, roster_file, client_key, *args):
 def up():
     STATE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    print("demo: building (or reusing) the Debian bookworm rootfs ...", flush=True)
-    rootfs = build_rootfs()
+    print(f"demo: building (or reusing) the Debian {DEFAULT_SUITE} rootfs ...", flush=True)
+    rootfs = build_rootfs(suite=DEFAULT_SUITE)
     backends = _start_backends()
     gpg_home = site.make_gpg_home(STATE / "gpg")
     key_file = STATE / "master_key"
@@ -160,6 +161,8 @@ def down():
     if (host_dir / "host.json").exists():
         subprocess.run([sys.executable, "-m", "tests.harness.systemd_host", "down", "--workdir", str(host_dir)], cwd=REPO, check=False)
     _stop_backends()
+    if (STATE / "gpg").is_dir():
+        site.GPG_HOMES.append(STATE / "gpg")  # its gpg-agent, if one is left: main() stops it
     print("demo: stopped")
 
 
@@ -169,7 +172,12 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("demo: run as root (systemd-nspawn needs it)")
-    up() if args.action == "up" else down()
+    try:
+        up() if args.action == "up" else down()
+    finally:
+        # gpg (encrypting the pillar) and salt-ssh's gpg renderer start a gpg-agent in the
+        # demo's GPG home that would outlive the demo
+        site.stop_gpg_agents()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Sites behind a package mirror and an internal CA are what the formula's
 ``package_index:url`` and ``ca_bundle`` pillar keys are for; this module lets a
 test stand one up on the machine that runs it:
 
-- ``make_ca(dir)`` / ``CA.issue(dir, hosts)``: a throw-away root CA and a
-  server certificate for the mirror's addresses;
+- ``make_ca(dir)`` / ``CA.issue(dir, hosts)`` (from ``pki.py``): a throw-away
+  root CA and a server certificate for the mirror's addresses;
 - ``wheelhouse(lock_file)``: every file the hashed lock needs on the test
   host's platform, downloaded once, checked against the lock's hashes and
   cached under /var/cache/litellm-salt;
@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime
 import fcntl
 import hashlib
 import html
-import ipaddress
 import json
 import os
 import re
@@ -44,10 +42,6 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 try:
     from packaging.markers import Marker
@@ -58,126 +52,13 @@ except ImportError:  # pragma: no cover - only without packaging in the venv
     from pip._vendor.packaging.tags import Tag, compatible_tags, cpython_tags
     from pip._vendor.packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
+from .pki import CA, make_ca  # noqa: F401 - the mirror's CA (test_offline: mirror.make_ca)
+
 CACHE_ROOT = Path("/var/cache/litellm-salt")
 UPSTREAM = "https://pypi.org/simple/"
-# Debian bookworm: glibc 2.36, python3.11, as in the test host.
+# The oldest glibc of the test hosts' suites (bookworm 2.36; trixie has 2.41): wheels for both.
 DEFAULT_PLATFORM = "manylinux_2_36_x86_64"
 MANIFEST = "manifest.json"
-
-
-# --- the test CA ----------------------------------------------------------------------
-
-
-def _write_key(path: Path, key) -> None:
-    """A private key, PEM, created 0600 (never world-readable, not even briefly)."""
-    data = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
-
-
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
-    """now-1 day (clock skew between host and container) .. now+30 days."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return builder.not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(
-        now + datetime.timedelta(days=30)
-    )
-
-
-@dataclass
-class CA:
-    """A root CA: ``cert_path`` is the PEM the formula installs as a trusted CA."""
-
-    cert_path: Path
-    key_path: Path
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    def issue(self, dir, hosts) -> tuple[Path, Path]:
-        """
-        A server certificate and key for ``hosts`` (IP addresses become IPAddress
-        SANs, anything else DNS SANs; rustls in uv checks IPs only against
-        IPAddress SANs), serverAuth, written as ``server.crt``/``server.key``
-        under ``dir``. The certificate file holds the leaf only: the CA is what
-        clients must be given.
-        """
-        dir = Path(dir)
-        dir.mkdir(parents=True, exist_ok=True)
-        hosts = list(hosts)
-        if not hosts:
-            raise ValueError("a server certificate needs at least one host")
-        sans = []
-        for host in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                sans.append(x509.DNSName(host))
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(hosts[0]))]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                    crl_sign=False, encipher_only=False, decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
-            )
-        )
-        cert = _validity(builder).sign(self.key, hashes.SHA256())
-        cert_path, key_path = dir / "server.crt", dir / "server.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key_path, key)
-        return cert_path, key_path
-
-
-def make_ca(dir, name: str = "litellm-salt test CA") -> CA:
-    """
-    A new root CA (EC P-256, CA:TRUE critical, keyCertSign) as ``ca.crt`` (PEM;
-    the .crt suffix is what update-ca-certificates picks up) and ``ca.key``
-    (0600) under ``dir``. Key identifiers are included because OpenSSL's strict
-    mode (Python >= 3.13 default) and webpki both want a well-formed chain.
-    """
-    dir = Path(dir)
-    dir.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    cert = _validity(builder).sign(key, hashes.SHA256())
-    cert_path, key_path = dir / "ca.crt", dir / "ca.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(key_path, key)
-    return CA(cert_path, key_path, cert, key)
 
 
 # --- the lock -------------------------------------------------------------------------
@@ -408,22 +289,7 @@ def wheelhouse(
                 listings = pool.map(lambda r: _upstream_files(r.name, index, context), reqs)
                 chosen = [(r, choose_file(r, files, ranks)) for r, files in zip(reqs, listings)]
                 list(pool.map(lambda rc: _download(rc[1], tmp / rc[1]["filename"], context), chosen))
-            manifest = {
-                "lock_sha256": hashlib.sha256(lock_text.encode()).hexdigest(),
-                "python_version": python_version,
-                "platform": platform,
-                "files": [
-                    {
-                        "name": r.name,
-                        "version": r.version,
-                        "filename": e["filename"],
-                        "sha256": e["hashes"]["sha256"].lower(),
-                        "size": (tmp / e["filename"]).stat().st_size,
-                        "requires_python": e.get("requires-python") or "",
-                    }
-                    for r, e in chosen
-                ],
-            }
+            manifest = _manifest(lock_text, python_version, platform, chosen, tmp)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
             os.chmod(tmp, 0o755)
             os.rename(tmp, final)
@@ -431,6 +297,26 @@ def wheelhouse(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return final
+
+
+def _manifest(lock_text: str, python_version: str, platform: str, chosen, directory: Path) -> dict:
+    """What a wheelhouse holds: the lock's digest, the target, each file with its size and hash."""
+    return {
+        "lock_sha256": hashlib.sha256(lock_text.encode()).hexdigest(),
+        "python_version": python_version,
+        "platform": platform,
+        "files": [
+            {
+                "name": r.name,
+                "version": r.version,
+                "filename": e["filename"],
+                "sha256": e["hashes"]["sha256"].lower(),
+                "size": (directory / e["filename"]).stat().st_size,
+                "requires_python": e.get("requires-python") or "",
+            }
+            for r, e in chosen
+        ],
+    }
 
 
 def verify(wheelhouse_dir, lock_file) -> list[str]:

@@ -8,19 +8,14 @@ salt-call --local inside the test host. Stdlib and the gpg binary only.
 import json
 import os
 import secrets
-import socket
 import subprocess
 from pathlib import Path
 
+from .network import free_port  # noqa: F401 - the site's ports
+from .ssh import roster  # noqa: F401 - salt-ssh's roster of the site
+
 REPO = Path(__file__).resolve().parents[2]
 GPG_UID = "litellm-salt test controller <salt@litellm-salt.test>"
-SALT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def new_master_key():
@@ -124,29 +119,6 @@ def master_config(root_dir, pillar_dir, gpg_home):
         "log_level_logfile": "warning",
         # as etc/salt/master: the target's grains computed at most every 5 minutes
         "ssh_minion_opts": {"grains_cache": True},
-    }
-
-
-def roster(name, ssh_port, client_key):
-    return {
-        name: {
-            "host": "127.0.0.1",
-            "port": ssh_port,
-            "user": "root",
-            "priv": str(client_key),
-            # the thin needs a PATH that reaches the target's own python3
-            "set_path": SALT_PATH,
-            # ControlMaster: the ssh round trips of one salt-ssh run share one
-            # connection, and the next run reuses it (bench/noop.py: ~-2.5 s)
-            "ssh_options": [
-                "StrictHostKeyChecking=no",
-                "UserKnownHostsFile=/dev/null",
-                "LogLevel=ERROR",
-                "ControlMaster=auto",
-                "ControlPath=/tmp/litellm-salt-ssh-%C",
-                "ControlPersist=60s",
-            ],
-        }
     }
 
 

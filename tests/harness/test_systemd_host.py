@@ -1,4 +1,4 @@
-"""Integration tests for tests/harness/systemd_host.py.
+"""Integration tests for the systemd host harness (tests/harness/systemd_host.py and its modules).
 
 They build (or reuse) the cached rootfs and boot real systemd-nspawn
 containers.  Missing prerequisites (root, debootstrap, systemd-nspawn) make
@@ -19,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from tests.harness import systemd_host as sh
+from tests.harness.common import alive
+from tests.harness.mounts import mounts_under
+from tests.harness.ssh import ssh_argv
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +58,11 @@ def host(rootfs, tmp_path_factory):
 
 
 def test_rootfs_is_cached_and_complete(rootfs):
-    meta = json.loads((rootfs / "etc/litellm-harness-rootfs.json").read_text())
+    meta = sh.rootfs_meta(rootfs)
     assert meta["salt"] == sh.salt_version()
+    # the default: Debian 13, Python 3.13
+    assert (meta["suite"], meta["python"]) == ("trixie", "3.13"), meta
+    assert "VERSION_CODENAME=trixie" in (rootfs / "etc/os-release").read_text()
     assert (rootfs / "opt/salt/bin/salt-call").exists()
     assert os.readlink(rootfs / "usr/local/bin/salt-call") == "/opt/salt/bin/salt-call"
     assert not list((rootfs / "var/lib/apt/lists").glob("*_Packages")), "apt lists not cleaned"
@@ -65,6 +71,13 @@ def test_rootfs_is_cached_and_complete(rootfs):
     t0 = time.monotonic()
     assert sh.build_rootfs() == rootfs
     assert time.monotonic() - t0 < 2
+
+
+def test_suites_are_cached_side_by_side(rootfs):
+    """The cache key and the directory name carry the suite: bookworm and trixie builds never collide."""
+    assert sh.rootfs_key("bookworm") != sh.rootfs_key("trixie")
+    assert rootfs.name == f"rootfs-trixie-{sh.rootfs_key('trixie')}"
+    assert rootfs.parent == sh.DEFAULT_CACHE_DIR
 
 
 def test_pid1_is_systemd(host):
@@ -80,6 +93,13 @@ def test_system_is_running(host):
 
 def test_hostname(host):
     assert host.run("hostname").stdout.strip() == "harness-t1"
+
+
+def test_own_hostname_resolves(host):
+    """debootstrap writes no /etc/hosts line for the host's name; the harness does (else preflight: NO-GO)."""
+    assert host.run(["getent", "hosts", "harness-t1"]).stdout.split() == ["127.0.1.1", "harness-t1"]
+    fqdn = host.run(["python3", "-c", "import socket; print(socket.getfqdn())"]).stdout.strip()
+    assert fqdn == "harness-t1"
 
 
 def test_ssh_as_root_with_key(host):
@@ -162,14 +182,14 @@ def test_rootfs_dir_visible_from_host(host):
 def test_stop_cleans_up(host):
     nspawn_pid, pid1 = host.nspawn_pid, host.pid1
     inst = host.instance_dir
-    assert inst.exists() and sh._alive(nspawn_pid, None)
+    assert inst.exists() and alive(nspawn_pid, None)
     t0 = time.monotonic()
     host.stop()
     elapsed = time.monotonic() - t0
     print(f"stop took {elapsed:.2f}s")
-    assert not sh._alive(nspawn_pid, None), "systemd-nspawn still running"
-    assert not sh._alive(pid1, None), "container PID 1 still running"
-    assert sh._mounts_under(inst) == []
+    assert not alive(nspawn_pid, None), "systemd-nspawn still running"
+    assert not alive(pid1, None), "container PID 1 still running"
+    assert mounts_under(inst) == []
     assert not inst.exists()
     host.stop()  # idempotent
     log = host.log_path.read_text(errors="replace")
@@ -184,6 +204,17 @@ def _cli(*args, **kw):
         text=True,
         check=False,
         **kw,
+    )
+
+
+def _up(name: str, workdir: Path) -> subprocess.Popen:
+    """The CLI's `up` in the background (it keeps the host up until SIGTERM)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", name, "--workdir", str(workdir)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -205,39 +236,16 @@ def test_cli_build_up_down(rootfs, tmp_path):
     assert res.stdout.strip() == str(rootfs)
 
     wd = tmp_path / "cli"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", "harness-cli", "--workdir", str(wd)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _up("harness-cli", wd)
     try:
         info = _wait_for(wd / "host.json", proc)
         printed = json.loads(proc.stdout.readline())
         assert printed["pid1"] == info["pid1"]
         for key in ("pid1", "ssh_port", "client_key", "rootfs_dir"):
             assert key in info
+        # what a script has: the host.json `up` wrote
         ssh = subprocess.run(
-            [
-                "ssh",
-                "-F",
-                "/dev/null",
-                "-i",
-                info["client_key"],
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-p",
-                str(info["ssh_port"]),
-                "root@127.0.0.1",
-                "hostname",
-            ],
+            ssh_argv("127.0.0.1", info["ssh_port"], info["client_key"], "hostname"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -251,10 +259,10 @@ def test_cli_build_up_down(rootfs, tmp_path):
         if proc.poll() is None:
             proc.kill()
             _cli("down", "--workdir", str(wd), timeout=120)
-    assert not sh._alive(info["nspawn_pid"], None)
+    assert not alive(info["nspawn_pid"], None)
     assert not Path(info["rootfs_dir"]).exists()
     assert not (wd / "host.json").exists()
-    assert sh._mounts_under(wd) == []
+    assert mounts_under(wd) == []
 
 
 def test_reap_stale_after_crash(rootfs, tmp_path, monkeypatch):
@@ -265,28 +273,22 @@ def test_reap_stale_after_crash(rootfs, tmp_path, monkeypatch):
     monkeypatch.setattr(sh.log, "propagate", False)
     workroot = tmp_path / "crashroot"
     wd = workroot / "h1"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", "harness-crash", "--workdir", str(wd)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _up("harness-crash", wd)
     try:
         info = _wait_for(wd / "host.json", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         if info["mode"] == "overlay":
-            assert sh._mounts_under(wd / "instance"), "expected the overlay to be left mounted"
+            assert mounts_under(wd / "instance"), "expected the overlay to be left mounted"
         reaped = sh.reap_stale(workroot)
         assert reaped == [wd / "instance"]
     finally:
         if proc.poll() is None:
             proc.kill()
         sh.reap_stale(workroot, force=True)
-    assert not sh._alive(info["nspawn_pid"], None)
-    assert not sh._alive(info["pid1"], None)
-    assert sh._mounts_under(workroot) == []
+    assert not alive(info["nspawn_pid"], None)
+    assert not alive(info["pid1"], None)
+    assert mounts_under(workroot) == []
     assert not (wd / "instance").exists()
 
 

@@ -148,18 +148,29 @@ def rootfs(require_real_host):
     return build_rootfs()
 
 
-@pytest.fixture(scope="session")
-def host(rootfs, test_site, gpg_home, site_dir):
+def start_gateway_host(rootfs, name, pillar_dir, gpg_home, workdir):
+    """A booted systemd host of ``rootfs`` with the formula, the site's pillar and
+    GPG home bound in read-only, and salt-call --local's minion config."""
     binds = {
         str(REPO): FORMULA_IN_HOST,
-        str(test_site.pillar_dir): PILLAR_IN_HOST,
+        str(pillar_dir): PILLAR_IN_HOST,
         str(gpg_home): GPG_IN_HOST,
     }
-    systemd_host = SystemdHost(rootfs, name="litellm-gw", binds_ro=binds, workdir=site_dir / "host")
+    systemd_host = SystemdHost(rootfs, name=name, binds_ro=binds, workdir=workdir)
     systemd_host.start()
-    minion = site.minion_config(FORMULA_IN_HOST, PILLAR_IN_HOST, GPG_IN_HOST)
-    systemd_host.run(["mkdir", "-p", MINION_CONF_IN_HOST])
-    systemd_host.run(["tee", f"{MINION_CONF_IN_HOST}/minion"], input=salt.utils.yaml.safe_dump(minion))
+    try:
+        minion = site.minion_config(FORMULA_IN_HOST, PILLAR_IN_HOST, GPG_IN_HOST)
+        systemd_host.run(["mkdir", "-p", MINION_CONF_IN_HOST])
+        systemd_host.run(["tee", f"{MINION_CONF_IN_HOST}/minion"], input=salt.utils.yaml.safe_dump(minion))
+    except BaseException:
+        systemd_host.stop()
+        raise
+    return systemd_host
+
+
+@pytest.fixture(scope="session")
+def host(rootfs, test_site, gpg_home, site_dir):
+    systemd_host = start_gateway_host(rootfs, "litellm-gw", test_site.pillar_dir, gpg_home, site_dir / "host")
     yield systemd_host
     systemd_host.stop()
 
@@ -234,23 +245,30 @@ class StateRun:
         return self
 
 
+def make_controller(salt_factories, name, root, pillar_dir, gpg_home):
+    """A salt-ssh controller (master config, never started) of its own under root:
+    its own salt-ssh cache, so two hosts with the same target id never share grains."""
+    root.mkdir(exist_ok=True)
+    return salt_factories.salt_master_daemon(name, overrides=site.master_config(root, pillar_dir, gpg_home))
+
+
+def make_applier(controller, host, outputs, roster_file):
+    """An Applier that reaches ``host`` as TARGET through roster_file, with the controller."""
+    roster_file.write_text(salt.utils.yaml.safe_dump(site.roster(TARGET, host.ssh_port, host.client_key)))
+    cli = controller.salt_ssh_cli(
+        roster_file=str(roster_file), client_key=str(host.client_key), ssh_user="root", timeout=900
+    )
+    return Applier(cli, host, outputs)
+
+
 @pytest.fixture(scope="session")
 def salt_master_factory(salt_factories, test_site, gpg_home, site_dir):
-    root = site_dir / "controller"
-    root.mkdir(exist_ok=True)
-    return salt_factories.salt_master_daemon(
-        "controller", overrides=site.master_config(root, test_site.pillar_dir, gpg_home)
-    )
+    return make_controller(salt_factories, "controller", site_dir / "controller", test_site.pillar_dir, gpg_home)
 
 
 @pytest.fixture(scope="session")
 def apply(salt_master_factory, host, outputs, site_dir):
-    roster_file = site_dir / "roster"
-    roster_file.write_text(salt.utils.yaml.safe_dump(site.roster(TARGET, host.ssh_port, host.client_key)))
-    cli = salt_master_factory.salt_ssh_cli(
-        roster_file=str(roster_file), client_key=str(host.client_key), ssh_user="root", timeout=900
-    )
-    return Applier(cli, host, outputs)
+    return make_applier(salt_master_factory, host, outputs, site_dir / "roster")
 
 
 def service_show(host, *props):

@@ -29,7 +29,7 @@ import salt.utils.yaml
 
 from tests.conftest import REPO
 from tests.harness import mirror, site
-from tests.harness.systemd_host import SystemdHost, build_rootfs
+from tests.harness.systemd_host import SystemdHost, build_rootfs, rootfs_meta
 
 from .conftest import (
     FORMULA_IN_HOST,
@@ -262,8 +262,9 @@ def ca(work, host):
 
 
 @pytest.fixture(scope="module")
-def house():
-    return mirror.wheelhouse(LOCK)
+def house(host):
+    """The lock's files for the host's python3 (the rootfs's X.Y: 3.13 on trixie, 3.11 on bookworm)."""
+    return mirror.wheelhouse(LOCK, python_version=rootfs_meta(host.rootfs)["python"])
 
 
 @pytest.fixture(scope="module")
