@@ -119,7 +119,7 @@ def up():
     STATE.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     print(f"demo: building (or reusing) the Debian {DEFAULT_SUITE} rootfs ...", flush=True)
-    rootfs = build_rootfs(suite=DEFAULT_SUITE)
+    build_rootfs(suite=DEFAULT_SUITE)  # built (or found in the cache) here, so its time shows apart
     backends = _start_backends()
     gpg_home = site.make_gpg_home(STATE / "gpg")
     key_file = STATE / "master_key"
@@ -159,7 +159,8 @@ def up():
 def down():
     host_dir = STATE / "host"
     if (host_dir / "host.json").exists():
-        subprocess.run([sys.executable, "-m", "tests.harness.systemd_host", "down", "--workdir", str(host_dir)], cwd=REPO, check=False)
+        subprocess.run([sys.executable, "-m", "tests.harness.systemd_host", "down", "--workdir", str(host_dir)],
+                       cwd=REPO, check=False)
     _stop_backends()
     if (STATE / "gpg").is_dir():
         site.GPG_HOMES.append(STATE / "gpg")  # its gpg-agent, if one is left: main() stops it

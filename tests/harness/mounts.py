@@ -62,7 +62,8 @@ def writable_tree(lower: Path, workspace: Path, mode: str = "auto") -> tuple[Pat
         upper.mkdir()
         work.mkdir()
         res = run_cmd(
-            [tool("mount"), "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", root],
+            [tool("mount"), "-t", "overlay", "overlay",
+             "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", root],
             check=False,
             timeout=60,
         )

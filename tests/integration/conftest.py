@@ -7,10 +7,8 @@ through the container's sshd) and salt-call --local (inside the container).
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import salt.utils.yaml

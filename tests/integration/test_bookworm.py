@@ -62,7 +62,9 @@ def host(rootfs, test_site, gpg_home, workdir):
 
 @pytest.fixture(scope="module")
 def salt_master_factory(salt_factories, test_site, gpg_home, workdir):
-    return make_controller(salt_factories, "controller-bookworm", workdir / "controller", test_site.pillar_dir, gpg_home)
+    return make_controller(
+        salt_factories, "controller-bookworm", workdir / "controller", test_site.pillar_dir, gpg_home
+    )
 
 
 @pytest.fixture(scope="module")
