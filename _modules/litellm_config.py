@@ -408,11 +408,14 @@ def _check_keys(errors, keys, models, master_key):
         if not isinstance(name, str) or not CLIENT_NAME_RE.match(name):
             errors.append(f"{where}: the client name must be letters, digits, '.', '_' or '-' (at most 64)")
         if not isinstance(spec, dict):
-            errors.append(f"{where}: must be a mapping with hash (or key), models, rpm, tpm, ..., got {_describe(spec)}")
+            errors.append(
+                f"{where}: must be a mapping with hash (or key), models, rpm, tpm, ..., got {_describe(spec)}"
+            )
             continue
         unknown = sorted(map(str, set(spec) - CLIENT_KEY_KEYS))
         if unknown:
-            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(CLIENT_KEY_KEYS))}")
+            allowed = ", ".join(sorted(CLIENT_KEY_KEYS))
+            errors.append(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
         if ("hash" in spec) == ("key" in spec):
             errors.append(f"{where}: give exactly one of hash ('sha256:<hex>', preferred) or key (GPG-encrypted)")
         if "hash" in spec:

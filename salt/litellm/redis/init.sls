@@ -17,6 +17,7 @@ litellm-redis-validated:
     - section: redis
     - failhard: True
 
+{%- set redis_server_only = {'redis': {'server': redis.get('server')} } %}
 {%- if redis.get('server') and redis.get('server') == grains['id'] %}
 {%-   set bind = redis.get('bind') or (['127.0.0.1'] + ([redis.host] if redis.host != '127.0.0.1' else [])) %}
 
@@ -25,7 +26,7 @@ litellm-redis-validated:
 litellm-redis-owner-claimed:
   litellm_owner.claimed:
     - name: litellm:redis
-    - settings: {{ {'redis': {'server': redis.get('server')}} | json }}
+    - settings: {{ redis_server_only | json }}
     - scope: redis
     - failhard: True
     - require:
