@@ -45,6 +45,10 @@ KIND_ORDER = ("unit", "runtime", "venv", "dir", "store", "file", "user", "group"
 # The order litellm.clean removes the jobs in (redis is litellm.redis.clean's own).
 JOB_ORDER = ("service", "config", "package", "owner")
 MANAGED_HEADER = "# Managed by Salt (litellm formula)"
+ADVICE = {
+    "pkg": "leave the key empty to use the one that is there",
+    "": "choose another value",
+}
 WHAT = {
     "unit": "a unit",
     "user": "a user",
@@ -83,7 +87,7 @@ def ancestors(path):
 
 def _label(entry):
     if entry["kind"] in ("user", "group", "pkg"):
-        return f"{entry['kind']} {entry['name']!r}"
+        return f"{'package' if entry['kind'] == 'pkg' else entry['kind']} {entry['name']!r}"
     if entry["kind"] == "unit":
         return entry["name"]
     return os.path.normpath(entry["path"])
@@ -95,7 +99,7 @@ def _refusal(entry, found):
     of = f" ({entry['what']})" if entry.get("what") and entry.get("key") else ""
     return (
         f"{key}: {_label(entry)}{of} already exists on this host ({found}) and is not in the formula's record "
-        f"({RECORD}); the formula never takes over {what} it did not create: choose another value"
+        f"({RECORD}); the formula never takes over {what} it did not create: {ADVICE.get(entry['kind'], ADVICE[''])}"
     )
 
 

@@ -337,3 +337,20 @@ def test_a_site_ca_file_is_claimed_but_never_the_system_directory_it_goes_into(r
     paths = {c["path"] for c in claims}
     assert "/usr/local/share/ca-certificates/litellm-salt-site.crt" in paths
     assert not paths & {"/usr/local/share/ca-certificates", "/usr/local/share", "/etc/systemd/system"}
+
+
+def test_litellm_redis_claims_the_redis_server_package_only_when_the_formula_installs_it(host, salt_funcs,
+                                                                                          monkeypatch):
+    entries = owner_state._layout({"redis": {"server": "redis1", "password": "x" * 20}}, "redis")
+    assert entries == [{"kind": "pkg", "key": "redis:server", "job": "redis", "name": "redis-server", "path": ""}]
+    assert owner_state._layout({"redis": {"server": ""}}, "redis") == []
+    salt_funcs["pkg.version"].return_value = "5:7.0.15-1"  # installed by the site: a takeover
+    _, problems = litellm_owner.plan(entries, [], litellm_owner.facts(entries))
+    assert problems and "litellm:redis:server: package 'redis-server' already exists" in problems[0]
+    salt_funcs["pkg.version"].return_value = ""
+    assert [c["name"] for c in litellm_owner.claim(entries) if c["kind"] == "pkg"] == ["redis-server"]
+    salt_funcs["pkg.version"].return_value = "5:7.0.15-1"  # the formula installed it
+    monkeypatch.setattr(litellm_owner, "_systemd_running", lambda: True)
+    litellm_owner.remove(["redis"])
+    salt_funcs["service.stop"].assert_called_once_with("redis-server")
+    salt_funcs["pkg.purge"].assert_called_once_with("redis-server")
