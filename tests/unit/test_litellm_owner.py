@@ -11,7 +11,7 @@ from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import load_salt_module
+from tests.conftest import SALT_UTILS, load_salt_module
 
 litellm_config = load_salt_module("modules", "litellm_config")
 litellm_owner = load_salt_module("modules", "litellm_owner")
@@ -37,7 +37,7 @@ def salt_funcs():
 def configure_loader_modules(salt_funcs):
     opts = {"test": False}
     return {
-        litellm_config: {"__salt__": {}, "__opts__": opts},
+        litellm_config: {"__salt__": {}, "__opts__": opts, "__utils__": SALT_UTILS},
         litellm_owner: {"__salt__": salt_funcs, "__opts__": opts},
         owner_state: {"__salt__": salt_funcs, "__opts__": opts},
     }

@@ -168,7 +168,7 @@ def test_model_limits_go_to_every_deployment_of_the_alias():
 def test_deployment_ids_have_no_colon(alias, backend, expected):
     # usage-based-routing-v2 splits its usage keys on ':' (LiteLLM 1.108.7):
     # an id with one matches no deployment and every request gets 429.
-    assert litellm_config._deployment_id(alias, backend) == expected
+    assert U.litellm_build.deployment_id(alias, backend) == expected
 
 
 def _render(name, **context):
