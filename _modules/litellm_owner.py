@@ -39,152 +39,17 @@ UNIT_SEARCH_DIRS = (
     "/usr/lib/systemd/system",
     "/lib/systemd/system",
 )
-# Removal order inside one job; parents (directories made on the way to one
-# of the formula's paths) go last, deepest first, and only when empty.
-KIND_ORDER = ("unit", "runtime", "venv", "dir", "store", "file", "user", "group", "pkg", "parent")
-# The order litellm.clean removes the jobs in (redis is litellm.redis.clean's own).
-JOB_ORDER = ("service", "config", "package", "owner")
-MANAGED_HEADER = "# Managed by Salt (litellm formula)"
-ADVICE = {
-    "pkg": "leave the key empty to use the one that is there",
-    "": "choose another value",
-}
-WHAT = {
-    "unit": "a unit",
-    "user": "a user",
-    "group": "a group",
-    "pkg": "a package",
-}
-
-
 def __virtual__():
     if not os.path.isfile("/etc/passwd"):
         return (False, "litellm_owner needs a Linux host (/etc/passwd)")
+    if "litellm_owner_plan.plan" not in __utils__:
+        return (False, "litellm_owner needs the formula's _utils (saltutil.sync_utils, or utils_dirs)")
     return __virtualname__
 
 
-# --- pure -----------------------------------------------------------------------------
-
-
-def identity(entry):
-    """What an entry is on the host: ('path', '/etc/litellm'), ('user', 'litellm'), ..."""
-    if entry["kind"] in ("user", "group", "pkg"):
-        return (entry["kind"], entry["name"])
-    if entry["kind"] == "unit":
-        return ("unit", entry["name"])
-    return ("path", os.path.normpath(entry["path"]))
-
-
-def ancestors(path):
-    """'/opt/litellm/venv' -> ['/opt/litellm', '/opt'] (never '/')."""
-    found = []
-    parent = os.path.dirname(os.path.normpath(path))
-    while parent not in ("/", ""):
-        found.append(parent)
-        parent = os.path.dirname(parent)
-    return found
-
-
-def _label(entry):
-    if entry["kind"] in ("user", "group", "pkg"):
-        return f"{'package' if entry['kind'] == 'pkg' else entry['kind']} {entry['name']!r}"
-    if entry["kind"] == "unit":
-        return entry["name"]
-    return os.path.normpath(entry["path"])
-
-
-def _refusal(entry, found):
-    key = f"litellm:{entry['key']}" if entry.get("key") else entry.get("what", "the formula")
-    what = WHAT.get(entry["kind"], "a path")
-    of = f" ({entry['what']})" if entry.get("what") and entry.get("key") else ""
-    return (
-        f"{key}: {_label(entry)}{of} already exists on this host ({found}) and is not in the formula's record "
-        f"({RECORD}); the formula never takes over {what} it did not create: {ADVICE.get(entry['kind'], ADVICE[''])}"
-    )
-
-
-def plan(entries, record_entries, facts, stamp=""):
-    """
-    Decide, for the layout ``entries`` (litellm_config.plan_layout), which are
-    already the formula's, which it may claim (absent now, with the absent
-    directories on the way to them), and which would be a takeover.
-
-    ``facts`` maps an identity to what exists there (a short description) or
-    None. Returns ``(claims, problems)``.
-    """
-    owned = {identity(e) for e in record_entries}
-    claims, problems, claimed = [], [], set(owned)
-    for entry in entries:
-        ident = identity(entry)
-        found = facts.get(ident)
-        if entry["kind"] == "runtime":
-            unit = ("unit", entry.get("unit") or f"{os.path.basename(entry['path'])}.service")
-            if found and unit not in owned:
-                problems.append(_refusal(entry, found))
-            continue
-        if ident in owned:
-            continue
-        if found:
-            if entry["kind"] != "store":  # the formula's files go into an existing one: not a takeover
-                problems.append(_refusal(entry, found))
-            continue
-        if ident in claimed:
-            continue
-        claimed.add(ident)
-        claims.append(dict(entry, recorded=stamp))
-        if ident[0] != "path" or entry.get("parents") is False:
-            continue
-        for parent in ancestors(ident[1]):
-            if facts.get(("path", parent)) or ("path", parent) in claimed:
-                break
-            claimed.add(("path", parent))
-            claims.append({"kind": "parent", "key": entry.get("key"), "job": "owner", "path": parent,
-                           "recorded": stamp})
-    return claims, problems
-
-
-def removal_order(record_entries, jobs):
-    """The record's entries of ``jobs``, in the order they are removed."""
-    chosen = [e for e in record_entries if e.get("job") in jobs]
-    return sorted(
-        chosen,
-        key=lambda e: (KIND_ORDER.index(e["kind"]) if e["kind"] in KIND_ORDER else len(KIND_ORDER),
-                       -len(e.get("path") or "") if e["kind"] == "parent" else 0),
-    )
-
-
-def legacy_entries(unit_text, unit_path):
-    """
-    A unit file written by a formula version from before the record (it
-    carries the formula's header): what that deploy created, read from the
-    unit itself (user, group, config dir, venv, systemd's directories).
-    """
-    if not unit_text.startswith(MANAGED_HEADER):
-        return []
-    fields = {}
-    for line in unit_text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    name = os.path.basename(unit_path)[: -len(".service")]
-    entries = [{"kind": "unit", "key": "service:name", "job": "service", "path": unit_path, "name": f"{name}.service"}]
-    for kind in ("User", "Group"):
-        if fields.get(kind):
-            entries.append({"kind": kind.lower(), "key": f"service:{kind.lower()}", "job": "package",
-                            "name": fields[kind], "path": ""})
-    if fields.get("EnvironmentFile", "").startswith("/"):
-        entries.append({"kind": "dir", "key": "config_dir", "job": "config",
-                        "path": os.path.dirname(fields["EnvironmentFile"].lstrip("-"))})
-    program = fields.get("ExecStart", "").split(" ")[0]
-    if program.endswith("/bin/litellm"):
-        venv = os.path.dirname(os.path.dirname(program))
-        entries.append({"kind": "venv", "key": "venv", "job": "package", "path": venv})
-        entries.append({"kind": "dir", "key": "venv", "job": "package", "path": f"{venv}-releases"})
-    for field, root in (("StateDirectory", "/var/lib"), ("CacheDirectory", "/var/cache")):
-        if fields.get(field):
-            entries.append({"kind": "dir", "key": "service:name", "job": "package",
-                            "path": f"{root}/{fields[field]}"})
-    return entries
+def _plan(name, *args, **kwargs):
+    """A pure function of litellm_owner_plan (the decisions)."""
+    return __utils__[f"litellm_owner_plan.{name}"](*args, **kwargs)
 
 
 # --- host I/O -------------------------------------------------------------------------
@@ -237,15 +102,15 @@ def _pkg_fact(name):
     return f"version {version} installed" if version else None
 
 
-def facts(entries, owned=()):
+def _facts(entries, owned=()):
     """What exists on the host for each entry not already owned (and the directories on the way)."""
     found = {}
     for entry in entries:
-        ident = identity(entry)
+        ident = _plan("identity", entry)
         if ident in owned and entry["kind"] != "runtime":
             continue
         if ident[0] == "path":
-            for path in [ident[1]] + ancestors(ident[1]):
+            for path in [ident[1]] + _plan("ancestors", ident[1]):
                 found.setdefault(("path", path), _path_fact(path))
         elif ident[0] == "unit":
             found[ident] = _unit_fact(ident[1])
@@ -256,7 +121,7 @@ def facts(entries, owned=()):
     return found
 
 
-def read_record(path=None):
+def _read_record(path=None):
     """The record as a dict, or None when the formula has no record on this host."""
     path = path or RECORD
     try:
@@ -292,13 +157,13 @@ def _legacy_record(entries):
         if entry["kind"] == "unit" and os.path.isfile(entry["path"]):
             try:
                 with open(entry["path"], encoding="utf-8") as handle:
-                    adopted = legacy_entries(handle.read(), entry["path"])
+                    adopted = _plan("legacy_entries", handle.read(), entry["path"])
             except OSError:
                 return None
             # and the formula's own directories (known-good releases, evidence, installer cache)
             adopted += [e for e in entries if e.get("key") is None or e["kind"] == "store" and
                         (e["path"] + "/").startswith(STORE + "/")]
-            present = [e for e in adopted if e["kind"] == "unit" or facts([e]).get(identity(e))]
+            present = [e for e in adopted if e["kind"] == "unit" or _facts([e]).get(_plan("identity", e))]
             # the directories those deploys made on the way: the venv's home, the formula's store
             homes = {e.get("home") for e in entries if e["kind"] == "venv"} & {
                 os.path.dirname(e["path"]) for e in present if e["kind"] == "venv"}
@@ -321,14 +186,14 @@ def check(entries):
 
         salt-call --local litellm_owner.check "$(salt-call --local --out=json litellm_config.layout)"
     """
-    record = read_record()
+    record = _read_record()
     adopted = None
     if record is None:
         adopted = _legacy_record(entries)
         record = adopted or {"entries": []}
-    owned = {identity(e) for e in record["entries"]}
-    claims, problems = plan(entries, record["entries"], facts(entries, owned), stamp=_now())
-    labels = [_label(e) for e in (adopted or {}).get("entries", []) + claims]
+    owned = {_plan("identity", e) for e in record["entries"]}
+    claims, problems = _plan("plan", entries, record["entries"], _facts(entries, owned), stamp=_now(), record=RECORD)
+    labels = [_plan("label", e) for e in (adopted or {}).get("entries", []) + claims]
     return {"claims": claims, "labels": labels, "problems": problems, "adopted": bool(adopted)}
 
 
@@ -347,10 +212,10 @@ def claim(entries):
     decided = check(entries)
     if decided["problems"]:
         raise RuntimeError("\n".join(decided["problems"]))
-    record = read_record() or {"format": RECORD_FORMAT, "entries": []}
+    record = _read_record() or {"format": RECORD_FORMAT, "entries": []}
     if decided["adopted"]:
         record = _legacy_record(entries)
-    known = {identity(e) for e in record["entries"] + decided["claims"]}
+    known = {_plan("identity", e) for e in record["entries"] + decided["claims"]}
     if decided["claims"] and not os.path.isdir(STORE) and ("path", STORE) not in known:
         # The record's own directory is the formula's too.
         decided["claims"].append({"kind": "parent", "key": None, "job": "owner", "path": STORE, "recorded": _now()})
@@ -375,7 +240,7 @@ def absent(path):
     if not path or _path_fact(path):
         return []
     found = [os.path.normpath(path)]
-    for parent in ancestors(path):
+    for parent in _plan("ancestors", path):
         if _path_fact(parent):
             break
         found.append(parent)
@@ -397,8 +262,8 @@ def note(paths, key):
     made = [p for p in paths if os.path.isdir(p)]
     if not made:
         return []
-    record = read_record() or {"format": RECORD_FORMAT, "entries": []}
-    known = {identity(e) for e in record["entries"]}
+    record = _read_record() or {"format": RECORD_FORMAT, "entries": []}
+    known = {_plan("identity", e) for e in record["entries"]}
     new = [
         {"kind": "store" if position == 0 else "parent", "key": key, "job": "owner", "path": path, "recorded": _now()}
         for position, path in enumerate(made)
@@ -420,10 +285,10 @@ def show():
 
         salt-ssh gateway litellm_owner.show
     """
-    record = read_record()
+    record = _read_record()
     if record is None:
         return {"record": None, "comment": f"no record of the formula on this host ({RECORD}): it owns nothing here"}
-    return {"record": RECORD, "entries": [dict(e, label=_label(e)) for e in record["entries"]]}
+    return {"record": RECORD, "entries": [dict(e, label=_plan("label", e)) for e in record["entries"]]}
 
 
 def _remove_path(path):
@@ -508,24 +373,20 @@ def remove(jobs, test=False):
 
         salt-call --local litellm_owner.remove '[service, config, package, owner]' test=True
     """
-    record = read_record()
+    record = _read_record()
     if record is None:
         return {"record": None, "removed": [], "left": [], "errors": []}
-    todo = [e for e in removal_order(record["entries"], jobs) if e["kind"] != "parent"]
+    todo = [e for e in _plan("removal_order", record["entries"], jobs) if e["kind"] != "parent"]
     if test:
-        # litellm.clean runs the jobs in JOB_ORDER: the earlier ones will have gone by then.
-        last = max((JOB_ORDER.index(j) for j in jobs if j in JOB_ORDER), default=-1)
-        rest = [e for e in record["entries"] if e not in todo and not (
-            e.get("job") in JOB_ORDER and JOB_ORDER.index(e["job"]) < last)]
-        parents = removal_order(rest, ["owner"]) if all(e["kind"] == "parent" for e in rest) else []
-        return {"record": RECORD, "removed": [_label(e) for e in todo + parents], "left": [], "errors": []}
+        parents = _plan("parents_after", record["entries"], todo, jobs)
+        return {"record": RECORD, "removed": [_plan("label", e) for e in todo + parents], "left": [], "errors": []}
     removed, errors = [], []
     for entry in todo:
         try:
             if _remove_one(entry):
                 removed.append(entry)
         except Exception as exc:  # pylint: disable=broad-except
-            errors.append(f"{_label(entry)}: {exc}")
+            errors.append(f"{_plan('label', entry)}: {exc}")
             continue
         record["entries"].remove(entry)
         _write_record(record)
@@ -533,7 +394,7 @@ def remove(jobs, test=False):
     left = []
     if all(e["kind"] == "parent" for e in record["entries"]):
         # Nothing but the directories on the way is left: the record goes, then they do.
-        parents = removal_order(record["entries"], ["owner"])
+        parents = _plan("removal_order", record["entries"], ["owner"])
         os.unlink(RECORD)
         for entry in parents:
             try:
@@ -541,4 +402,4 @@ def remove(jobs, test=False):
                     removed.append(entry)
             except RuntimeError as exc:
                 left.append(str(exc))
-    return {"record": RECORD, "removed": [_label(e) for e in removed], "left": left, "errors": errors}
+    return {"record": RECORD, "removed": [_plan("label", e) for e in removed], "left": left, "errors": errors}

@@ -1,7 +1,8 @@
 """
 Unit tests of ownership: the paths, unit, user and group a pillar may name
 (litellm_config, pure), the takeover decision and removal order
-(litellm_owner, pure), and the record on disk (claim, remove) in a temp dir.
+(litellm_owner_plan, pure), and the record on disk (litellm_owner: claim,
+remove) in a temp dir.
 """
 
 import copy
@@ -16,6 +17,7 @@ from tests.conftest import SALT_UTILS, load_salt_module
 litellm_config = load_salt_module("modules", "litellm_config")
 litellm_owner = load_salt_module("modules", "litellm_owner")
 owner_state = load_salt_module("states", "litellm_owner")
+owner_plan = load_salt_module("utils", "litellm_owner_plan")
 
 
 @pytest.fixture
@@ -38,8 +40,8 @@ def configure_loader_modules(salt_funcs):
     opts = {"test": False}
     return {
         litellm_config: {"__salt__": {}, "__opts__": opts, "__utils__": SALT_UTILS},
-        litellm_owner: {"__salt__": salt_funcs, "__opts__": opts},
-        owner_state: {"__salt__": salt_funcs, "__opts__": opts},
+        litellm_owner: {"__salt__": salt_funcs, "__opts__": opts, "__utils__": SALT_UTILS},
+        owner_state: {"__salt__": salt_funcs, "__opts__": opts, "__utils__": SALT_UTILS},
     }
 
 
@@ -128,14 +130,14 @@ def _entries(settings):
 def test_on_a_bare_host_everything_is_claimed_with_the_directories_on_the_way(reference_settings):
     entries = _entries(reference_settings)
     facts = {("path", p): "a directory" for p in ("/etc", "/opt", "/var/lib", "/var/cache", "/var")}
-    claims, problems = litellm_owner.plan(entries, [], facts)
+    claims, problems = owner_plan.plan(entries, [], facts)
     assert problems == []
     paths = {c["path"] for c in claims if c["path"]}
     assert {"/etc/litellm", "/opt/litellm/venv", "/opt/litellm/venv-releases", "/var/lib/litellm"} <= paths
     parents = {c["path"] for c in claims if c["kind"] == "parent"}
     assert parents == {"/opt/litellm", "/var/lib/litellm-salt"}
     assert {("user", "litellm"), ("group", "litellm"), ("unit", "litellm.service")} <= {
-        litellm_owner.identity(c) for c in claims
+        owner_plan.identity(c) for c in claims
     }
     assert not any(c["kind"] == "runtime" for c in claims)  # systemd's own
 
@@ -158,7 +160,8 @@ def test_on_a_bare_host_everything_is_claimed_with_the_directories_on_the_way(re
 )
 def test_an_existing_unit_user_group_or_path_not_in_the_record_is_a_takeover(reference_settings, changes, fact,
                                                                               words):
-    claims, problems = litellm_owner.plan(_entries(_with(reference_settings, **changes)), [], dict([fact]))
+    claims, problems = owner_plan.plan(_entries(_with(reference_settings, **changes)), [], dict([fact]),
+                                       record=litellm_owner.RECORD)
     assert any(words in p for p in problems), problems
     assert any("the formula never takes over" in p and "owned.json" in p for p in problems)
 
@@ -167,7 +170,7 @@ def test_what_the_record_lists_is_the_formulas_and_an_existing_evidence_or_cache
     entries = _entries(_with(reference_settings, smoke__evidence_dir="/var/log/gw-evidence"))
     record = [e for e in entries if e["path"] != "/var/log/gw-evidence"]
     facts = {("path", "/var/log/gw-evidence"): "a directory", ("path", "/run/litellm"): "a directory"}
-    assert litellm_owner.plan(entries, record, facts) == ([], [])
+    assert owner_plan.plan(entries, record, facts) == ([], [])
 
 
 def test_removal_goes_unit_first_accounts_late_and_parents_last_deepest_first():
@@ -179,10 +182,10 @@ def test_removal_goes_unit_first_accounts_late_and_parents_last_deepest_first():
         {"kind": "dir", "job": "package", "path": "/opt/a/b/releases"},
         {"kind": "unit", "job": "service", "name": "x.service", "path": "/etc/systemd/system/x.service"},
     ]
-    order = litellm_owner.removal_order(record, ["service", "package", "owner"])
+    order = owner_plan.removal_order(record, ["service", "package", "owner"])
     assert [e["kind"] for e in order] == ["unit", "dir", "user", "group", "parent", "parent"]
     assert [e["path"] for e in order if e["kind"] == "parent"] == ["/opt/a/b", "/opt/a"]
-    assert litellm_owner.removal_order(record, ["service"]) == [record[-1]]
+    assert owner_plan.removal_order(record, ["service"]) == [record[-1]]
 
 
 def test_a_unit_of_an_earlier_formula_version_is_adopted_from_its_own_lines():
@@ -191,13 +194,13 @@ def test_a_unit_of_an_earlier_formula_version_is_adopted_from_its_own_lines():
         "EnvironmentFile=/etc/gw/litellm.env\nExecStart=/opt/gw/venv/bin/litellm --config /etc/gw/config.yaml\n"
         "StateDirectory=gw\nCacheDirectory=gw\n"
     )
-    adopted = litellm_owner.legacy_entries(unit, "/etc/systemd/system/gw.service")
+    adopted = owner_plan.legacy_entries(unit, "/etc/systemd/system/gw.service")
     found = {(e["kind"], e.get("name") or e["path"]) for e in adopted}
     assert found == {
         ("unit", "gw.service"), ("user", "gw"), ("group", "gw"), ("dir", "/etc/gw"), ("venv", "/opt/gw/venv"),
         ("dir", "/opt/gw/venv-releases"), ("dir", "/var/lib/gw"), ("dir", "/var/cache/gw"),
     }
-    assert litellm_owner.legacy_entries(unit.replace("litellm formula", "other"), "/x/gw.service") == []
+    assert owner_plan.legacy_entries(unit.replace("litellm formula", "other"), "/x/gw.service") == []
 
 
 # --- the record on disk -----------------------------------------------------------------
@@ -333,7 +336,7 @@ def test_preflight_evidence_made_before_the_claim_is_noted_as_the_formulas(host)
 
 def test_a_site_ca_file_is_claimed_but_never_the_system_directory_it_goes_into(reference_settings):
     entries = _entries(_with(reference_settings, ca_certificates={"site": "pem"}))
-    claims, _ = litellm_owner.plan(entries, [], {("path", "/etc"): "a directory", ("path", "/opt"): "a directory"})
+    claims, _ = owner_plan.plan(entries, [], {("path", "/etc"): "a directory", ("path", "/opt"): "a directory"})
     paths = {c["path"] for c in claims}
     assert "/usr/local/share/ca-certificates/litellm-salt-site.crt" in paths
     assert not paths & {"/usr/local/share/ca-certificates", "/usr/local/share", "/etc/systemd/system"}
@@ -345,7 +348,7 @@ def test_litellm_redis_claims_the_redis_server_package_only_when_the_formula_ins
     assert entries == [{"kind": "pkg", "key": "redis:server", "job": "redis", "name": "redis-server", "path": ""}]
     assert owner_state._layout({"redis": {"server": ""}}, "redis") == []
     salt_funcs["pkg.version"].return_value = "5:7.0.15-1"  # installed by the site: a takeover
-    _, problems = litellm_owner.plan(entries, [], litellm_owner.facts(entries))
+    _, problems = owner_plan.plan(entries, [], litellm_owner._facts(entries))
     assert problems and "litellm:redis:server: package 'redis-server' already exists" in problems[0]
     salt_funcs["pkg.version"].return_value = ""
     assert [c["name"] for c in litellm_owner.claim(entries) if c["kind"] == "pkg"] == ["redis-server"]
