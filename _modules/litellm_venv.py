@@ -16,12 +16,14 @@ a package index URL go through the environment, never on a command line.
 
 import glob
 import hashlib
+import ipaddress
 import logging
 import os
 import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,33 @@ def release_name(lock_text):
     """``<litellm version>-<first 12 hex of the lock digest>``: one per lock."""
     version = locked_version(lock_text) or "unknown"
     return f"{re.sub(r'[^A-Za-z0-9.+_-]', '_', version)}-{lock_digest(lock_text)[:12]}"
+
+
+def _pip_wheel_version(wheel):
+    """(25, 1, 1) of '.../pip-25.1.1-py3-none-any.whl'; () when the name says no version."""
+    match = re.search(r"pip-(\d+(?:\.\d+)*)-", os.path.basename(wheel or ""))
+    return tuple(int(part) for part in match.group(1).split(".")) if match else ()
+
+
+def _pip_legacy_certs(pip_version, index_urls):
+    """
+    Whether pip must verify TLS the pre-24.2 way: from 24.2 pip verifies with
+    truststore, which fails for an index addressed by an IP literal
+    ("check_hostname requires server_hostname", pypa/pip#12906; trixie ships
+    pip 25.1.1). The legacy way verifies against PIP_CERT, which the
+    installer always sets (the system store, or ca_bundle).
+    """
+    if pip_version < (24, 2):
+        return False
+    for url in index_urls:
+        host = urllib.parse.urlsplit(url).hostname or ""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            continue
+        if url.startswith("https://"):
+            return True
+    return False
 
 
 def installer_env(index_url="", extra_index_urls=(), ca_bundle=""):
@@ -220,10 +249,13 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
         raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
     wheel = _bundled_pip_wheel()
     if wheel:
-        pip = [venv_python, os.path.join(wheel, "pip")]
+        pip, pip_version = [venv_python, os.path.join(wheel, "pip")], _pip_wheel_version(wheel)
     else:
         _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
-        pip = [venv_python, "-m", "pip"]
+        # no wheel to read the version from (Debian's python3-venv always brings one)
+        pip, pip_version = [venv_python, "-m", "pip"], ()
+    if _pip_legacy_certs(pip_version, [index_url, *(extra_index_urls or [])]):
+        pip.append("--use-deprecated=legacy-certs")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(uv_block)
     try:

@@ -236,3 +236,21 @@ def test_failed_install_records_nothing_and_says_why(tmp_path, run_all):
     with pytest.raises(RuntimeError, match="hash mismatch for anyio"):
         litellm_venv.install(str(venv), str(lock))
     assert not os.path.lexists(venv)
+
+
+@pytest.mark.parametrize(
+    ("wheel", "urls", "legacy"),
+    [
+        ("/usr/share/python-wheels/pip-25.1.1-py3-none-any.whl", ["https://10.231.0.1:8443/simple"], True),
+        ("/usr/share/python-wheels/pip-25.1.1-py3-none-any.whl", ["", "https://[fd00::1]/simple"], True),
+        ("/usr/share/python-wheels/pip-25.1.1-py3-none-any.whl", ["https://mirror.internal/simple"], False),
+        ("/usr/share/python-wheels/pip-25.1.1-py3-none-any.whl", ["http://10.0.0.1/simple"], False),
+        ("/usr/share/python-wheels/pip-25.1.1-py3-none-any.whl", [""], False),  # PyPI
+        ("/usr/share/python-wheels/pip-24.2-py3-none-any.whl", ["https://10.0.0.1/simple"], True),
+        ("/usr/share/python-wheels/pip-23.0.1-py3-none-any.whl", ["https://10.0.0.1/simple"], False),  # bookworm
+        ("/somewhere/pip.whl", ["https://10.0.0.1/simple"], False),
+    ],
+)
+def test_pip_from_24_2_verifies_an_index_at_an_ip_address_the_legacy_way(wheel, urls, legacy):
+    version = litellm_venv._pip_wheel_version(wheel)
+    assert litellm_venv._pip_legacy_certs(version, urls) is legacy
