@@ -4,6 +4,7 @@ servers on loopback, and the formula applied with salt-ssh (from the host,
 through the container's sshd) and salt-call --local (inside the container).
 """
 
+import copy
 import json
 import os
 import shutil
@@ -267,6 +268,18 @@ def salt_master_factory(salt_factories, test_site, gpg_home, site_dir):
 @pytest.fixture(scope="session")
 def apply(salt_master_factory, host, outputs, site_dir):
     return make_applier(salt_master_factory, host, outputs, site_dir / "roster")
+
+
+def settings_with(base, **changes):
+    """A copy of ``base`` (site settings) with ``a__b=value`` set at litellm:a:b."""
+    settings = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = settings
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return settings
 
 
 def service_show(host, *props):

@@ -16,7 +16,7 @@ import salt.utils.yaml
 from tests.conftest import REPO
 from tests.harness import site
 
-from .conftest import MINION_CONF_IN_HOST, gateway_request, journal_count, journal_cursor, service_show
+from .conftest import MINION_CONF_IN_HOST, gateway_request, journal_count, journal_cursor, service_show, settings_with
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +39,7 @@ def _aliases(port, key):
 
 
 def _settings(test_site, **changes):
-    settings = copy.deepcopy(test_site.settings)
-    for dotted, value in changes.items():
-        node = settings
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return settings
+    return settings_with(test_site.settings, **changes)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from .conftest import settings_with
+
 pytestmark = pytest.mark.integration
 
 RECORD = "/var/lib/litellm-salt/owned.json"
@@ -38,15 +40,6 @@ def _changed(before, after):
             if line[:1] in "+-" and line[:3] not in ("+++", "---")]
 
 
-def _settings(base, **changes):
-    settings = copy.deepcopy(base)
-    for dotted, value in changes.items():
-        node = settings
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return settings
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +84,7 @@ def test_every_takeover_pillar_is_refused_and_nothing_on_the_host_changes(bare, 
     before = _snapshot(host)
     original = copy.deepcopy(test_site.settings)
     for changes, where, words in TAKEOVERS:
-        test_site.write(_settings(original, **changes))
+        test_site.write(settings_with(original, **changes))
         run = apply.salt_ssh("state.apply", "litellm")
         assert run.returncode != 0, changes
         failed = run.failed()
@@ -139,7 +132,7 @@ def test_clean_removes_what_the_record_lists_not_what_pillar_says_now(bare, appl
     comment = adopted.states["litellm-owner-record-claimed"]["comment"]
     assert "adopting a deploy of an earlier formula version" in comment
 
-    test_site.write(_settings(original, config_dir="/etc/litellm-next", venv="/opt/next/venv"))
+    test_site.write(settings_with(original, config_dir="/etc/litellm-next", venv="/opt/next/venv"))
     would = apply.salt_ssh("state.apply", "litellm.clean", "test=True").assert_ok()
     listed_now = {e["label"] for e in _show(apply)["entries"]}
     would_remove = set()
