@@ -110,7 +110,15 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
         salt-ssh gateway litellm_preflight.run evidence_dir=/var/lib/litellm-preflight
     """
     ctx, settings = _context(settings, saltenv)
-    return __utils__["litellm_preflight_run.run"](ctx, settings, evidence_dir, checks)
+    target = evidence_dir
+    if target is None and isinstance(settings, dict):
+        target = __utils__["litellm_settings.pf_get"](settings, "evidence_dir")
+    # The directories the evidence bundle creates are the formula's: recorded for litellm.clean.
+    fresh = __salt__["litellm_owner.absent"](target) if target and "litellm_owner.absent" in __salt__ else []
+    report = __utils__["litellm_preflight_run.run"](ctx, settings, evidence_dir, checks)
+    if fresh and report.get("evidence"):
+        __salt__["litellm_owner.note"](fresh, "preflight:evidence_dir")
+    return report
 
 
 def ownership(settings=None, saltenv="base"):

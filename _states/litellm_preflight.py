@@ -58,19 +58,12 @@ def go(name, settings, evidence_dir=None, checks=None):
             - failhard: True
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    target = evidence_dir
-    if target is None and isinstance(settings, dict) and isinstance(settings.get("preflight"), dict):
-        target = settings["preflight"].get("evidence_dir")
-    # Directories the evidence bundle creates are the formula's: recorded for litellm.clean.
-    fresh = __salt__["litellm_owner.absent"](target) if target and "litellm_owner.absent" in __salt__ else []
     try:
         report = __salt__["litellm_preflight.run"](settings=settings, evidence_dir=evidence_dir, checks=checks)
     except (OSError, ValueError) as exc:
         ret["result"] = False
         ret["comment"] = f"Preflight could not run: {exc}"
         return ret
-    if fresh and report.get("evidence"):
-        __salt__["litellm_owner.note"](fresh, "preflight:evidence_dir")
     ret["result"] = report["result"] == "GO"
     ret["comment"] = _comment(report)
     # The whole (redacted) report rides along in the state return, so that

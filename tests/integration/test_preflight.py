@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 GATE = "litellm-preflight-go"
 VALIDATE = "litellm-validate-pillar-validated"
+OWNER = "litellm-owner-record-checked"  # read-only, before the gate
 CORE_CHECKS = {
     "pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init",
 }
@@ -76,6 +77,7 @@ def assert_gate_stops(apply, host, failed_check, *details):
     assert run.returncode != 0, run.text[-3000:]
     states = run.states
     assert states[VALIDATE]["result"] is True, states[VALIDATE]["comment"]
+    assert states[OWNER]["result"] is True and states[OWNER]["changes"] == {}, states[OWNER]
     gate = states[GATE]
     assert gate["result"] is False, gate["comment"]
     comment = gate["comment"]
@@ -89,7 +91,7 @@ def assert_gate_stops(apply, host, failed_check, *details):
     ran = sorted(
         state_id
         for state_id, state in states.items()
-        if state_id not in (VALIDATE, GATE) and state.get("result") is not False
+        if state_id not in (VALIDATE, OWNER, GATE) and state.get("result") is not False
     )
     assert ran == [], ran
     assert_bare(host)

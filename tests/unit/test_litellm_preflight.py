@@ -1096,3 +1096,16 @@ def test_ownership_fails_naming_the_key_when_the_deploy_would_take_something_ove
     assert check("ownership", settings())["status"] == "pass"
     monkeypatch.delitem(PF.__salt__, "litellm_owner.check")
     assert check("ownership", settings())["status"] == "skip"
+
+
+def test_the_evidence_directories_a_run_creates_are_recorded_as_the_formulas(fake_checks, tmp_path, monkeypatch):
+    evidence = tmp_path / "store" / "evidence"
+    noted = []
+    monkeypatch.setitem(PF.__salt__, "litellm_owner.absent", lambda path: [str(evidence), str(evidence.parent)])
+    monkeypatch.setitem(PF.__salt__, "litellm_owner.note", lambda paths, key: noted.append((paths, key)))
+    report = PF.run(settings=settings(), evidence_dir=str(evidence))
+    assert report["evidence"].startswith(str(evidence))
+    assert noted == [([str(evidence), str(evidence.parent)], "preflight:evidence_dir")]
+    noted.clear()
+    PF.run(settings=settings(), evidence_dir="")  # no bundle: nothing to record
+    assert noted == []
