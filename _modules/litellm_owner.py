@@ -47,6 +47,16 @@ def __virtual__():
     return __virtualname__
 
 
+def _store():
+    """The record's directory: ``litellm_owner_store`` in the minion options (tests), else STORE."""
+    return __opts__.get("litellm_owner_store") or STORE
+
+
+def _record():
+    store = __opts__.get("litellm_owner_store")
+    return os.path.join(store, "owned.json") if store else RECORD
+
+
 def _plan(name, *args, **kwargs):
     """A pure function of litellm_owner_plan (the decisions)."""
     return __utils__[f"litellm_owner_plan.{name}"](*args, **kwargs)
@@ -123,7 +133,7 @@ def _facts(entries, owned=()):
 
 def _read_record(path=None):
     """The record as a dict, or None when the formula has no record on this host."""
-    path = path or RECORD
+    path = path or _record()
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -137,7 +147,7 @@ def _read_record(path=None):
 
 
 def _write_record(record, path=None):
-    path = path or RECORD
+    path = path or _record()
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -162,12 +172,12 @@ def _legacy_record(entries):
                 return None
             # and the formula's own directories (known-good releases, evidence, installer cache)
             adopted += [e for e in entries if e.get("key") is None or e["kind"] == "store" and
-                        (e["path"] + "/").startswith(STORE + "/")]
+                        (e["path"] + "/").startswith(_store() + "/")]
             present = [e for e in adopted if e["kind"] == "unit" or _facts([e]).get(_plan("identity", e))]
             # the directories those deploys made on the way: the venv's home, the formula's store
             homes = {e.get("home") for e in entries if e["kind"] == "venv"} & {
                 os.path.dirname(e["path"]) for e in present if e["kind"] == "venv"}
-            for path in sorted(homes - {"", None}) + [STORE]:
+            for path in sorted(homes - {"", None}) + [_store()]:
                 if os.path.isdir(path):
                     present.append({"kind": "parent", "key": None, "job": "owner", "path": path})
             if present:
@@ -192,7 +202,7 @@ def check(entries):
         adopted = _legacy_record(entries)
         record = adopted or {"entries": []}
     owned = {_plan("identity", e) for e in record["entries"]}
-    claims, problems = _plan("plan", entries, record["entries"], _facts(entries, owned), stamp=_now(), record=RECORD)
+    claims, problems = _plan("plan", entries, record["entries"], _facts(entries, owned), stamp=_now(), record=_record())
     labels = [_plan("label", e) for e in (adopted or {}).get("entries", []) + claims]
     return {"claims": claims, "labels": labels, "problems": problems, "adopted": bool(adopted)}
 
@@ -216,9 +226,9 @@ def claim(entries):
     if decided["adopted"]:
         record = _legacy_record(entries)
     known = {_plan("identity", e) for e in record["entries"] + decided["claims"]}
-    if decided["claims"] and not os.path.isdir(STORE) and ("path", STORE) not in known:
+    if decided["claims"] and not os.path.isdir(_store()) and ("path", _store()) not in known:
         # The record's own directory is the formula's too.
-        decided["claims"].append({"kind": "parent", "key": None, "job": "owner", "path": STORE, "recorded": _now()})
+        decided["claims"].append({"kind": "parent", "key": None, "job": "owner", "path": _store(), "recorded": _now()})
     if decided["claims"] or decided["adopted"]:
         record["entries"] = record["entries"] + decided["claims"]
         _write_record(record)
@@ -287,8 +297,8 @@ def show():
     """
     record = _read_record()
     if record is None:
-        return {"record": None, "comment": f"no record of the formula on this host ({RECORD}): it owns nothing here"}
-    return {"record": RECORD, "entries": [dict(e, label=_plan("label", e)) for e in record["entries"]]}
+        return {"record": None, "comment": f"no record of the formula on this host ({_record()}): it owns nothing here"}
+    return {"record": _record(), "entries": [dict(e, label=_plan("label", e)) for e in record["entries"]]}
 
 
 def _remove_path(path):
@@ -379,7 +389,7 @@ def remove(jobs, test=False):
     todo = [e for e in _plan("removal_order", record["entries"], jobs) if e["kind"] != "parent"]
     if test:
         parents = _plan("parents_after", record["entries"], todo, jobs)
-        return {"record": RECORD, "removed": [_plan("label", e) for e in todo + parents], "left": [], "errors": []}
+        return {"record": _record(), "removed": [_plan("label", e) for e in todo + parents], "left": [], "errors": []}
     removed, errors = [], []
     for entry in todo:
         try:
@@ -395,11 +405,11 @@ def remove(jobs, test=False):
     if all(e["kind"] == "parent" for e in record["entries"]):
         # Nothing but the directories on the way is left: the record goes, then they do.
         parents = _plan("removal_order", record["entries"], ["owner"])
-        os.unlink(RECORD)
+        os.unlink(_record())
         for entry in parents:
             try:
                 if _remove_one(entry):
                     removed.append(entry)
             except RuntimeError as exc:
                 left.append(str(exc))
-    return {"record": RECORD, "removed": [_plan("label", e) for e in removed], "left": left, "errors": errors}
+    return {"record": _record(), "removed": [_plan("label", e) for e in removed], "left": left, "errors": errors}

@@ -26,8 +26,12 @@ def pillar_tree(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def minion_opts(request, salt_factories, pillar_tree):
-    """Minion options with the formula's trees; a test module may override ``pillar_tree``."""
+def minion_opts(request, salt_factories, pillar_tree, tmp_path_factory):
+    """
+    Minion options with the formula's trees; a test module may override
+    ``pillar_tree``. The formula's ownership record goes to a temp dir: the
+    tests must never write one on the machine that runs them.
+    """
     factory = salt_factories.salt_minion_daemon(
         "functional-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-"),
         overrides={
@@ -37,6 +41,7 @@ def minion_opts(request, salt_factories, pillar_tree):
             "module_dirs": [str(MODULES_DIR)],
             "states_dirs": [str(STATES_DIR)],
             "utils_dirs": [str(UTILS_DIR)],
+            "litellm_owner_store": str(tmp_path_factory.mktemp("owner-store") / "litellm-salt"),
         },
     )
     return factory.config.copy()

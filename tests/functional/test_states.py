@@ -141,7 +141,7 @@ def test_preflight_no_go_stops_the_run_before_any_change(modules):
     assert ran == ["litellm-validate-pillar-validated", "litellm-owner-record-checked", "litellm-preflight-go"], ran
     assert set(os.listdir("/etc")) == before
     assert not os.path.exists("/etc/litellm") and not os.path.exists("/opt/litellm")
-    assert not os.path.exists("/var/lib/litellm-salt/owned.json")  # nothing claimed before the GO
+    assert modules.litellm_owner.show()["record"] is None  # nothing claimed before the GO
 
 
 
