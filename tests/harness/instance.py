@@ -68,6 +68,9 @@ class SystemdHost:
         network: str = "host",
         nat: bool = True,
     ):
+        # Concurrent test runs (xdist workers, several worktrees) would register
+        # the same machine name with machined; a per-run suffix keeps them apart.
+        name = name + os.environ.get("LITELLM_HARNESS_SUFFIX", "")
         if not _MACHINE_NAME.match(name):
             raise ValueError(f"invalid machine name {name!r} (letters, digits, '-', max 63)")
         self.rootfs = Path(rootfs).absolute()
