@@ -215,13 +215,16 @@ def loaded_at(name="litellm"):
     return __utils__["litellm_systemd.main_process_start"](name)
 
 
-def apply_change(name="litellm", path="reload", workers=None, url="http://127.0.0.1:4000", timeout=300):
+def apply_change(name="litellm", path="reload", workers=None, url="http://127.0.0.1:4000", timeout=300, drain=630):
     """
     Put a change live along ``path``: ``reload`` (SIGHUP: new workers one at
     a time, the supervisor stays), ``restart`` (a new supervisor behind the
     held socket) or ``relisten`` (the socket unit changed: stop, new
     socket, start). Waits until every worker serves and readiness answers.
-    Returns ``{"path", "ok", "detail", "main_pid", "workers", "waited"}``.
+    ``timeout`` bounds the wait for the workers and readiness; a restart
+    may first take ``drain`` seconds (TimeoutStopSec: in-flight requests
+    finishing). Returns ``{"path", "ok", "detail", "main_pid",
+    "main_pid_before", "workers", "waited"}``.
 
     CLI Example:
 
@@ -240,10 +243,10 @@ def apply_change(name="litellm", path="reload", workers=None, url="http://127.0.
         if path == "reload":
             path = "restart"  # nothing runs to reload
         if path == "relisten":
-            _run(["systemctl", "stop", f"{name}.service", f"{name}.socket"], timeout=timeout)
+            _run(["systemctl", "stop", f"{name}.service", f"{name}.socket"], timeout=drain + timeout)
             answer = _run(["systemctl", "start", f"{name}.socket", f"{name}.service"], timeout=timeout)
         else:
-            answer = _run(["systemctl", "restart", f"{name}.service"], timeout=timeout)
+            answer = _run(["systemctl", "restart", f"{name}.service"], timeout=drain + timeout)
         waited = wait_started(name, workers, since, timeout) if answer["retcode"] == 0 else \
             {"done": False, "detail": answer.get("stderr", ""), "waited": 0, "workers": []}
     ready = wait_ready(url, timeout=timeout) if waited["done"] else {"ready": False}

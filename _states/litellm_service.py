@@ -62,7 +62,7 @@ def _is(kind, unit):
 
 
 def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(), restart_on=(),
-            relisten_on=()):
+            relisten_on=(), drain=630):
     """
     ``<name>.socket`` and ``<name>.service`` enabled and running (the socket
     first: it holds the listener), and a change of this run put live along
@@ -113,15 +113,16 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
     if path is None:
         ret["comment"] = f"{socket} and {service} are running"
         return ret
-    ret = _go(ret, name, path, workers, host, port, timeout, started=not (socket_active and service_active))
+    ret = _go(ret, name, path, workers, host, port, (timeout, drain), started=not (socket_active and service_active))
     if changed:
         ret["comment"] += f" (changed: {', '.join(changed)})"
     return ret
 
 
-def _go(ret, name, path, workers, host, port, timeout, started=False):
+def _go(ret, name, path, workers, host, port, timeouts, started=False):
     url = __salt__["litellm_config.local_url"](host, port)
-    out = __salt__["litellm_service.apply_change"](name, path, workers=workers, url=url, timeout=timeout)
+    out = __salt__["litellm_service.apply_change"](name, path, workers=workers, url=url, timeout=timeouts[0],
+                                                   drain=timeouts[1])
     what = {
         "reload": "RELOADED (rolling workers, supervisor kept: no connection refused)",
         "restart": "RESTARTED behind the held socket (connections waited in its backlog)",

@@ -72,6 +72,8 @@ litellm-service-running-service-running:
     - host: {{ litellm.bind_host | json }}
     - port: {{ litellm.bind_port | json }}
     - timeout: {{ svc.ready_timeout }}
+    # a restart first lets in-flight requests finish (TimeoutStopSec)
+    - drain: {{ salt['litellm_service.unit_values'](public)['timeout_stop'] }}
     # What puts a change live (not a watch: salt-ssh compiles requisites on
     # the controller, without custom mod_watch). Not the client key table
     # (litellm-config-file-keys-managed): the hook re-reads it.
