@@ -117,6 +117,7 @@ def _write_status(processes, ok, detail=""):
 
 
 def _supervisor_class():
+    from uvicorn.config import STARTUP_FAILURE  # pylint: disable=import-outside-toplevel
     from uvicorn.supervisors.multiprocess import Multiprocess, Process  # pylint: disable=import-outside-toplevel
 
     class Supervisor(Multiprocess):
@@ -125,6 +126,7 @@ def _supervisor_class():
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.draining = []
+            self.failed = False
 
         def init_processes(self):
             super().init_processes()
@@ -155,6 +157,10 @@ def _supervisor_class():
                 if not old.process.is_alive():
                     old.process.join()
                     self.draining.remove(old)
+            for process in self.processes:
+                if not process.process.is_alive() and process.exitcode == STARTUP_FAILURE:
+                    self.failed = True
+                    _write_status(self.processes, False, f"worker [{process.pid}] failed to start")
             super().keep_subprocess_alive()
 
         def join_all(self):
@@ -174,7 +180,10 @@ def _run(app, **kwargs):
         sys.path.insert(0, app_dir)
     config = Config(app, **kwargs)
     sock = config.bind_socket()
-    _supervisor_class()(config, sockets=[sock]).run()
+    supervisor = _supervisor_class()(config, sockets=[sock])
+    supervisor.run()
+    if supervisor.failed:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: systemd sees a failed start (Restart=on-failure)
 
 
 def main(argv):
