@@ -98,6 +98,15 @@ def _path(run):
     return run.states["litellm-service-running-service-running"]["changes"].get("path")
 
 
+def test_the_unit_stays_hardened_with_its_socket(deployed, host):
+    out = host.run(["systemd-analyze", "security", "litellm.service", "--no-pager"]).stdout
+    score = float(out.strip().splitlines()[-1].split("level for litellm.service:")[1].split()[0])
+    RESULTS["security_score"] = score
+    assert score <= 1.2, out[-2000:]
+    shown = host.run(["systemctl", "show", "litellm.socket", "--property=Listen,ActiveState"]).stdout
+    assert "ActiveState=active" in shown and f":{deployed['bind_port']} (Stream)" in shown, shown
+
+
 def test_an_alias_added_and_removed_reloads(deployed, apply, host, test_site, load):
     added = copy.deepcopy(deployed)
     added["models"] = added["models"] + [{"name": "chat-extra", "provider": "ollama", "model": "llama3.2:3b"}]
