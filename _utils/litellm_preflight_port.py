@@ -44,7 +44,18 @@ def _own_pids(ctx, pids, service):
         return []
     proc = ctx.utils.litellm_proc
     main_pid = service_main_pid(ctx, service)
-    return [pid for pid in pids if pid == main_pid or proc.in_service_cgroup(proc.process_cgroup(pid), service)]
+    own = [pid for pid in pids if pid == main_pid or proc.in_service_cgroup(proc.process_cgroup(pid), service)]
+    if 1 in pids and _socket_active(ctx, service):
+        own.append(1)  # systemd holds the listener for <service>.socket (the formula's socket unit)
+    return own
+
+
+def _socket_active(ctx, service):
+    """``<service>.socket`` is active (systemd is PID 1)."""
+    if not ctx.utils.litellm_systemd.booted(ctx.utils.litellm_proc.pid1_name()):
+        return False
+    answer = ctx.run(["systemctl", "is-active", f"{service}.socket"], timeout=5)
+    return str(answer.get("stdout", "")).strip() == "active"
 
 
 def _holders(ctx, settings, where, port):
