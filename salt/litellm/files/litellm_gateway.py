@@ -16,7 +16,8 @@ differences from ``python -m uvicorn``.
   connection that has no request yet (just accepted, or idle between two)
   ``GRACE_S`` to send one, and serves it with ``Connection: close``, instead
   of closing it at once (uvicorn's h11 protocol: a request racing the close
-  is reset).
+  is reset); a response not yet begun at shutdown says ``Connection: close``
+  too, so a keep-alive client does not reuse a connection about to close.
 
 Its own option, taken off before uvicorn's: ``--json-logs`` (uvicorn logs as
 JSON, as the litellm CLI does with JSON_LOGS). The app is
@@ -74,9 +75,17 @@ def _draining_protocol():
 
         draining = False
 
+        def _say_close(self):
+            # uvicorn adds "connection: close" to the response when the request has it: a
+            # keep-alive client then never sends another request on this connection
+            headers = self.cycle.scope["headers"]
+            if not self.cycle.response_started and (b"connection", b"close") not in headers:
+                headers.append((b"connection", b"close"))
+
         def shutdown(self):
             if self.cycle is not None and not self.cycle.response_complete:
-                super().shutdown()  # in a request: it ends with Connection: close
+                self._say_close()
+                super().shutdown()  # in a request: the connection closes after the response
                 return
             self.draining = True
             self.loop.call_later(GRACE_S, self._close_if_idle)
@@ -87,7 +96,8 @@ def _draining_protocol():
 
         def data_received(self, data):
             super().data_received(data)
-            if self.draining and self.cycle is not None:
+            if self.draining and self.cycle is not None and not self.cycle.response_complete:
+                self._say_close()
                 self.cycle.keep_alive = False
 
     _CLASSES["protocol"] = DrainingH11Protocol
