@@ -166,4 +166,6 @@ def test_an_automatic_rollback_after_a_failed_smoke_reloads_twice_on_one_worker(
     smoke = run.states["litellm-smoke-passed"]
     assert "ROLLED BACK" in smoke["comment"] and smoke["changes"]["rollback"]["smoke_after_rollback"] == "PASS"
     test_site.write(deployed)
-    assert apply.salt_ssh("state.apply", "litellm").assert_ok().changed() == []
+    # the good pillar again: the key table (its aliases; not part of a release) is rewritten, nothing reloads
+    again = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert again.changed() in ([], ["litellm-config-file-keys-managed"]), again.changed()
