@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 __virtualname__ = "litellm_preflight"
 
 NO_PILLAR_NOTE = (
-    "no litellm pillar and no salt://litellm/map.jinja here: salt-ssh runs a custom "
-    "module without pillar or the state tree; run 'state.sls litellm.preflight' with salt-ssh, "
-    "or salt-call on the host"
+    "no litellm pillar and no salt://litellm/map.jinja here: salt-ssh ran the module on the target "
+    "without the formula's wrapper; run salt-ssh from the repository root with the formula's "
+    "etc/salt/master (wrapper_dirs), or: salt-ssh <target> state.sls litellm.preflight"
 )
 NO_MAP_NOTE = (
     "no salt://litellm/map.jinja here, so not the formula's defaults: pillar alone was checked; "
-    "run 'state.sls litellm.preflight' with salt-ssh, or salt-call on the host"
+    "run salt-ssh with the formula's etc/salt/master (wrapper_dirs), or: salt-ssh <target> state.sls litellm.preflight"
 )
 
 

@@ -1,0 +1,155 @@
+"""
+salt-ssh wrapper: ``salt-ssh <target> litellm_preflight.run`` (and each
+check by name) gets the target's merged settings on the controller
+(``salt://litellm/map.jinja`` with the target's grains and pillar, which a
+raw salt-ssh module call on the target does not have) and runs the checks on
+the target as one ``litellm_preflight.go`` state: the settings travel in
+salt-ssh's state package (a file in the thin dir, as with ``state.apply``),
+never in a command line. The state carries the report back; this returns it,
+with one more check, ``ssh``, on the run itself (a roster entry whose own
+``ssh_options`` drop the master's ControlMaster is a warning).
+
+Loaded through ``wrapper_dirs`` (``etc/salt/master``, also in
+``ssh_minion_opts``); the logic is the formula's ``_utils/litellm_steps.py``.
+"""
+
+import logging
+import os
+
+import salt.loader
+from salt.loader.context import NamedLoaderContext
+
+log = logging.getLogger(__name__)
+
+__virtualname__ = "litellm_preflight"
+
+UTILS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "_utils")
+CHECKS = ("pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust",
+          "package_index", "init", "redis")
+
+
+def __virtual__():
+    if not os.path.isfile(os.path.join(UTILS_DIR, "litellm_steps.py")):
+        return (False, f"the litellm_preflight wrapper needs the formula's _utils beside it ({UTILS_DIR})")
+    return __virtualname__
+
+
+def _loaded(dunder):
+    """The object behind a loader dunder: Salt's proxies resolve only in this module's own context."""
+    return dunder.value() if isinstance(dunder, NamedLoaderContext) else dunder
+
+
+def _utils():
+    if "litellm_steps.utils" not in __context__:
+        opts = dict(__opts__)
+        opts["utils_dirs"] = [UTILS_DIR]
+        __context__["litellm_steps.utils"] = salt.loader.utils(opts)
+    return __context__["litellm_steps.utils"]
+
+
+def _ssh_check(utils):
+    target = getattr(_loaded(__salt__), "kwargs", {}) or {}
+    master = (__opts__.get("__master_opts__") or __opts__).get("ssh_options") or []
+    status, detail = utils["litellm_steps.control_master"](target.get("ssh_options") or [], master)
+    return status, detail
+
+
+def _report(settings, evidence_dir, checks, saltenv):
+    utils = _utils()
+    salt = _loaded(__salt__)
+    problems = utils["litellm_steps.pillar_errors"](_loaded(__pillar__))
+    if problems:
+        return utils["litellm_steps.failed_report"](utils, "pillar", "; ".join(problems))
+    if settings is None:
+        try:
+            settings = utils["litellm_settings.merged"](salt, saltenv)
+        except Exception as exc:  # pylint: disable=broad-except
+            log.debug("litellm/map.jinja did not render", exc_info=True)
+            return utils["litellm_steps.failed_report"](
+                utils, "pillar", "salt://litellm/map.jinja did not render: " + " ".join(str(exc).split())[:500]
+            )
+    if isinstance(checks, str):
+        checks = [name.strip() for name in checks.split(",") if name.strip()]
+    ret = salt["state.high"](utils["litellm_steps.preflight_high"](settings, evidence_dir, checks, saltenv))
+    report, why = utils["litellm_steps.report_from_state"](ret)
+    if report is None:
+        detail = f"the preflight did not run on the target: {why}"
+        return utils["litellm_steps.failed_report"](utils, "preflight", detail)
+    if checks:
+        return report
+    return utils["litellm_steps.add_check"](utils, report, "ssh", *_ssh_check(utils))
+
+
+def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
+    """
+    The preflight of the target for its merged settings (map.jinja + pillar,
+    on the controller), run on the target: ``{"result": "GO"|"NO-GO",
+    "checks", "failed", "warnings", "duration_ms", "evidence"}``, plus the
+    ``ssh`` check of the run (ControlMaster kept or not: a warning).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.run
+        salt-ssh gateway litellm_preflight.run checks=dns,backends
+    """
+    return _report(settings, evidence_dir, checks, saltenv)
+
+
+def _one(name, settings, saltenv):
+    report = _report(settings, None, [name], saltenv)
+    found = [check for check in report["checks"] if check["name"] == name]
+    return found[0] if found else report["checks"][0]
+
+
+def pillar(settings=None, saltenv="base"):
+    """
+    The pillar check alone (validation of the merged settings).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.pillar
+    """
+    return _one("pillar", settings, saltenv)
+
+
+def dns(settings=None, saltenv="base"):
+    """
+    The DNS check alone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.dns
+    """
+    return _one("dns", settings, saltenv)
+
+
+def backends(settings=None, saltenv="base"):
+    """
+    The backends check alone (every backend answers and lists every model).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.backends
+    """
+    return _one("backends", settings, saltenv)
+
+
+def bind_port(settings=None, saltenv="base"):
+    """
+    The bind port check alone.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.bind_port
+    """
+    return _one("bind_port", settings, saltenv)
