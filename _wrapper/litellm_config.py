@@ -61,10 +61,10 @@ def _settings(utils, saltenv):
 
 
 def _template(settings, saltenv):
-    salt = _loaded(__salt__)  # called from the utils' loader context, where the proxy would not resolve
+    funcs = _loaded(__salt__)  # called from the utils' loader context, where the proxy would not resolve
 
     def render(name):
-        return salt["slsutil.renderer"](
+        return funcs["slsutil.renderer"](
             path=f"salt://litellm/files/{name}", default_renderer="jinja", saltenv=saltenv, litellm=settings
         )
 

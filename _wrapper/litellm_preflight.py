@@ -16,6 +16,7 @@ Loaded through ``wrapper_dirs`` (``etc/salt/master``, also in
 import logging
 import os
 
+import salt.client.ssh.wrapper
 import salt.loader
 from salt.loader.context import NamedLoaderContext
 
@@ -56,13 +57,13 @@ def _ssh_check(utils):
 
 def _report(settings, evidence_dir, checks, saltenv):
     utils = _utils()
-    salt = _loaded(__salt__)
+    funcs = _loaded(__salt__)
     problems = utils["litellm_steps.pillar_errors"](_loaded(__pillar__))
     if problems:
         return utils["litellm_steps.failed_report"](utils, "pillar", "; ".join(problems))
     if settings is None:
         try:
-            settings = utils["litellm_settings.merged"](salt, saltenv)
+            settings = utils["litellm_settings.merged"](funcs, saltenv)
         except Exception as exc:  # pylint: disable=broad-except
             log.debug("litellm/map.jinja did not render", exc_info=True)
             return utils["litellm_steps.failed_report"](
@@ -70,7 +71,10 @@ def _report(settings, evidence_dir, checks, saltenv):
             )
     if isinstance(checks, str):
         checks = [name.strip() for name in checks.split(",") if name.strip()]
-    ret = salt["state.high"](utils["litellm_steps.preflight_high"](settings, evidence_dir, checks, saltenv))
+    try:
+        ret = funcs["state.high"](utils["litellm_steps.preflight_high"](settings, evidence_dir, checks, saltenv))
+    except salt.client.ssh.wrapper.SSHCommandExecutionError as exc:
+        ret = exc.to_ret()  # a failed state (NO-GO) exits non-zero on the target: its return is the report
     report, why = utils["litellm_steps.report_from_state"](ret)
     if report is None:
         detail = f"the preflight did not run on the target: {why}"
