@@ -97,9 +97,10 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
     ``litellm:preflight:evidence_dir``) a bundle ``preflight-<UTC>/`` with
     ``report.json`` and ``summary.txt`` is written there (0700/0600), and
     only the newest ``litellm:preflight:keep_evidence`` bundles are kept.
-    Without the state tree on the target (``salt-ssh <target>
-    litellm_preflight.run``) the formula's defaults are not known: pillar
-    alone is checked, and the pillar check says why it fails.
+    Through salt-ssh the formula's wrapper (``_wrapper/litellm_preflight.py``)
+    merges the settings on the controller and runs this on the target as a
+    state; called on a target without pillar or the state tree, the pillar
+    check fails saying what to run instead.
 
     CLI Example:
 
