@@ -25,8 +25,6 @@ log = logging.getLogger(__name__)
 __virtualname__ = "litellm_preflight"
 
 UTILS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "_utils")
-CHECKS = ("pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust",
-          "package_index", "init", "redis")
 
 
 def __virtual__():
@@ -157,3 +155,94 @@ def bind_port(settings=None, saltenv="base"):
         salt-ssh gateway litellm_preflight.bind_port
     """
     return _one("bind_port", settings, saltenv)
+
+
+def ownership(settings=None, saltenv="base"):
+    """
+    The ownership check alone (nothing the deploy would create exists unless the formula's record lists it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.ownership
+    """
+    return _one("ownership", settings, saltenv)
+
+
+def runtime(settings=None, saltenv="base"):
+    """
+    The runtime check alone (the target python, venv, ensurepip, glibc).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.runtime
+    """
+    return _one("runtime", settings, saltenv)
+
+
+def resources(settings=None, saltenv="base"):
+    """
+    The resources check alone (free disk, available memory).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.resources
+    """
+    return _one("resources", settings, saltenv)
+
+
+def trust(settings=None, saltenv="base"):
+    """
+    The trust check alone (a verified TLS handshake with every https endpoint).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.trust
+    """
+    return _one("trust", settings, saltenv)
+
+
+def package_index(settings=None, saltenv="base"):
+    """
+    The package index check alone (the pinned version is listed).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.package_index
+    """
+    return _one("package_index", settings, saltenv)
+
+
+def init(settings=None, saltenv="base"):
+    """
+    The init check alone (systemd is PID 1 and running).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.init
+    """
+    return _one("init", settings, saltenv)
+
+
+def redis(settings=None, saltenv="base"):
+    """
+    The Redis check alone (AUTH and PING; skipped without a Redis host).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_preflight.redis
+    """
+    return _one("redis", settings, saltenv)
