@@ -90,12 +90,7 @@ def unit_values(settings):
 
         salt-call litellm_service.unit_values '{"venv": "/opt/litellm/venv", ...}'
     """
-    return {
-        "exec_start": _unit("exec_start", settings),
-        "listen_stream": _unit("listen_stream", settings["bind_host"], settings["bind_port"]),
-        "timeout_stop": _unit("timeout_stop", settings),
-        "socket_extra": list(_unit("socket_lines", settings)),
-    }
+    return _unit("template_values", settings)
 
 
 def _run(argv, timeout=60):

@@ -103,6 +103,17 @@ def listen_stream(bind_host, bind_port):
     return f"{host}:{int(bind_port)}"
 
 
+def template_values(settings):
+    """What the unit templates need (no secrets): ``exec_start``, ``listen_stream``,
+    ``timeout_stop`` and ``socket_extra`` (more ``[Socket]`` lines)."""
+    return {
+        "exec_start": exec_start(settings),
+        "listen_stream": listen_stream(settings["bind_host"], settings["bind_port"]),
+        "timeout_stop": timeout_stop(settings),
+        "socket_extra": list(socket_lines(settings)),
+    }
+
+
 def timeout_stop(settings):
     """TimeoutStopSec=: the drain of in-flight requests plus a margin."""
     return int(_service(settings)["graceful_timeout"]) + STOP_MARGIN_S
