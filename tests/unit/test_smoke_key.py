@@ -113,3 +113,52 @@ def test_bad_smoke_key_limits_are_refused_naming_the_key(key, message):
     settings = merged({"smoke": {"key": key}})
     errors = litellm_config.check_settings(settings)
     assert any(error.startswith(message) for error in errors), errors
+
+
+def _hook():
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    path = REPO / "salt" / "litellm" / "files" / "litellm_client_keys.py"
+    spec = importlib.util.spec_from_file_location("litellm_client_keys_watcher_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_hooks_watcher_keeps_an_idle_worker_current_and_reports_it(tmp_path, monkeypatch):
+    import time
+
+    hook = _hook()
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
+    table_path = tmp_path / "client-keys.json"
+    table_path.write_text(json.dumps({"format": 1, "clients": {}}))
+    table = hook.KeyTable(path=str(table_path), interval=0.05)
+    assert hook.start_watcher(table) is True and hook.start_watcher(table) is False  # one thread per process
+    status = tmp_path / f"client-keys.{os.getpid()}.json"
+    assert json.loads(status.read_text())["clients"] == {}
+    tmp = tmp_path / "new.json"
+    tmp.write_text(json.dumps({"format": 1, "clients": {"late": CLIENT}}))
+    os.replace(tmp, table_path)
+    deadline = time.monotonic() + 2
+    while "late" not in json.loads(status.read_text())["clients"] and time.monotonic() < deadline:
+        time.sleep(0.02)  # nobody calls table.current(): the watcher does
+    assert [e.name for e in table.entries] == ["late"]
+    assert "ab" * 32 not in status.read_text()
+
+
+def test_the_state_makes_the_smoke_key_once_and_changes_nothing_after(tmp_path):
+    state = load_salt_module("states", "litellm_smoke")
+    module = load_salt_module("modules", "litellm_smoke")
+    state.__salt__ = {"litellm_smoke.smoke_key": module.smoke_key}
+    name = str(tmp_path / "smoke-key")
+    state.__opts__ = {"test": True}
+    assert state.key_present(name)["result"] is None and not os.path.exists(name)
+    state.__opts__ = {"test": False}
+    made = state.key_present(name)
+    assert made["changes"] == {"smoke_key": "made (root 0600, never shown)"} and made["result"] is True
+    key = KEYS.read_key(name)
+    again = state.key_present(name)
+    assert again["changes"] == {} and again["result"] is True and key not in json.dumps([made, again])
+    assert state.key_present(str(tmp_path / "other"))["result"] is False
