@@ -388,8 +388,8 @@ def _key_rounds(site, keys, rounds, duration, workdir):
             out[name]["p50"].append(percentile(lat[name], 50) - base)
             out[name]["p95"].append(percentile(lat[name], 95) - base)
         print(f"  round {index + 1}: " + ", ".join(f"{n} {out[n]['rps'][-1]:.0f} req/s" for n in keys), flush=True)
-    return {name: {k: (median(v) if isinstance(v, list) else v) for k, v in r.items()} | {"rps_all": r["rps"]}
-            for name, r in out.items()}
+    return {name: {k: (median(v) if isinstance(v, list) else v) for k, v in r.items()}
+            | {"rps_all": r["rps"], "p95_all": r["p95"]} for name, r in out.items()}
 
 
 def client_key_main(args):
@@ -415,13 +415,17 @@ def client_key_main(args):
         [name, f"{r['p50']:.2f}", f"{r['p95']:.2f}",
          f"{r['rps']:.0f} ({min(r['rps_all']):.0f}-{max(r['rps_all']):.0f})", r["errors"]]
         for name, r in res.items()])
-    p95_added = client["p95"] - master["p95"]
-    ratio = client["rps"] / master["rps"]
-    p95_ok, rps_ok = p95_added <= 1.0, ratio >= 0.95 and client["errors"] == master["errors"] == 0
+    # paired per round (the two keys measured back to back): robust to the machine's drift
+    p95_added = median([c - m for c, m in zip(client["p95_all"], master["p95_all"])])
+    ratio = median([c / m for c, m in zip(client["rps_all"], master["rps_all"])])
+    print("per round: c20 client/master " + ", ".join(
+        f"{c / m:.2f}" for c, m in zip(client["rps_all"], master["rps_all"])) + "; c1 p95 added ms " + ", ".join(
+        f"{c - m:+.2f}" for c, m in zip(client["p95_all"], master["p95_all"])))
+    p95_ok, rps_ok = p95_added <= 1.0, ratio >= 0.95 and client["errors"] == 0
     print()
     table(["goal (client key vs master key)", "measured", "verdict"], [
-        ["c1 p95 overhead added <= 1 ms", f"{p95_added:+.2f} ms", verdict(p95_ok)],
-        ["c20 throughput >= 95 % of the master key's", f"{ratio:.1%}", verdict(rps_ok)],
+        ["c1 p95 overhead added <= 1 ms (median of rounds)", f"{p95_added:+.2f} ms", verdict(p95_ok)],
+        ["c20 throughput >= 95 % of the master key's (median of rounds)", f"{ratio:.1%}", verdict(rps_ok)],
     ])
     print(f"overhead = gateway latency minus the backend's own median; {args.rounds} round(s) of "
           f"{args.duration} s, medians; the master key passes the hook too (not a client key: handed on)")
