@@ -288,10 +288,11 @@ def test_a_client_keys_rpm_is_counted_across_gateways_only_with_redis(shared, pa
         assert CLIENT_KEY not in log and redis_server["password"] not in log
 
 
-def _smoke_client_key(gw):
+def _smoke_client_key(gw, aliases=None):
     utils = SALT_UTILS
-    found, why = utils.litellm_smoke_keys.context(utils, str(gw.workdir), str(gw.runtime),
-                                                  [m["name"] for m in MODELS], lambda: [gw.proc.pid])
+    aliases = [m["name"] for m in MODELS] if aliases is None else aliases
+    found, why = utils.litellm_smoke_keys.context(utils, str(gw.workdir), str(gw.runtime), aliases,
+                                                  lambda: [gw.proc.pid])
     assert found, why
     return utils.litellm_smoke_run.client_key(utils, f"http://127.0.0.1:{gw.port}", {"client_key": found,
                                                                                       "timeout": 30})
@@ -316,3 +317,11 @@ def test_the_smoke_key_check_passes_and_sees_a_table_change_on_the_worker(pairs)
     status = json.loads((gw.runtime / f"client-keys.{gw.proc.pid}.json").read_text())
     assert "late" in status["clients"] and "hash" not in json.dumps(status["clients"])
     gw.write_table()
+
+
+def test_with_one_alias_the_smoke_key_gets_403_for_an_alias_that_does_not_exist(pairs):
+    gw = pairs["none"][0]
+    check = _smoke_client_key(gw, aliases=[MODELS[0]["name"]])
+    assert check["status"] == "pass", check
+    assert check["other_alias_status"] == 403
+    assert SALT_UTILS.litellm_smoke_keys.NO_SUCH_ALIAS in check["detail"]
