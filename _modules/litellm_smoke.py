@@ -1,27 +1,21 @@
 """
 Smoke-test a running LiteLLM proxy end to end: is it up, does it enforce its
-key, does it list exactly the configured aliases, does every alias answer
-(plain and streamed), do requests spread over every healthy backend, are bad
+key (and, with client keys, the formula's own smoke key on every worker),
+does it list exactly the configured aliases, does every alias answer (plain
+and streamed), do requests spread over every healthy backend, are bad
 requests refused, how fast is it, and what does its own ``/health`` say.
 
-This module is the face: it resolves the arguments (pillar, else the
-gateway deployed here) and redacts what it returns; the checks live in
-``_utils/`` (``litellm_smoke_probes``, ``_chat``, ``_fanout``; the run in
-``litellm_smoke_run``, the pure logic in ``litellm_smoke_parse``, HTTP in
-``litellm_http``), reached through ``__utils__``. Every check returns
-``{"name", "status": pass|fail|warn|skip, "detail", "duration_ms", ...}``;
-``run`` runs them all and returns ``{"result": PASS|FAIL, "checks": [...], ...}``.
-Request bodies are tiny ("ping"), every request has a timeout, every loop a
-bound, and nothing is sent anywhere but the gateway's URL.
-
-The master key never appears in a return value, a detail, an evidence file or
-a log line: the whole report is redacted before it leaves. Prefer
-the key from pillar (or ``$LITELLM_MASTER_KEY``) over ``master_key=`` on a
-command line, where other users of the host can read it.
-
-Measured against LiteLLM 1.108.7 without a database: no key 401, a wrong key
-400 ("No connected db."), unknown model / malformed JSON / missing
-``messages`` 400, ``/health`` needs the key.
+This module is the face: it resolves the arguments (pillar, else the gateway
+deployed here) and redacts what it returns; the checks live in ``_utils/``
+(``litellm_smoke_probes``, ``_keys``, ``_workers``, ``_chat``, ``_fanout``;
+the run in ``litellm_smoke_run``, the pure logic in ``litellm_smoke_parse``),
+reached through ``__utils__``. Every check returns ``{"name", "status":
+pass|fail|warn|skip, "detail", "duration_ms", ...}``; ``run`` returns
+``{"result": PASS|FAIL, "checks": [...], ...}``. Requests are tiny ("ping"),
+every one has a timeout, every loop a bound; nothing goes anywhere but the
+gateway's URL. No key (master or smoke) appears in a return value, a detail,
+an evidence file or a log line. Prefer the key from pillar (or
+``$LITELLM_MASTER_KEY``) over ``master_key=`` on a command line.
 """
 
 import logging
@@ -80,16 +74,18 @@ def _no_key(name):
     return __utils__["litellm_smoke_parse.no_key"](name)
 
 
+def _keyed(name, util, master_key, *args):
+    """A check that needs the master key: skipped without one, redacted with one."""
+    if not master_key:
+        return _no_key(name)
+    return _finish(_utils_call(util, *args), master_key)
+
+
 def listening(url=None, timeout=PROBE_TIMEOUT):
     """
     TCP connect to the gateway's host:port.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.listening
-        salt-call litellm_smoke.listening url=http://127.0.0.1:4000
+    CLI Example: ``salt-call litellm_smoke.listening url=http://127.0.0.1:4000``
     """
     url, _, _, _ = _resolve(url, "", [], [])
     return _utils_call("litellm_smoke_probes.listening", url, timeout)
@@ -99,11 +95,7 @@ def liveliness(url=None, timeout=PROBE_TIMEOUT):
     """
     ``GET /health/liveliness`` answers 200 (no key needed).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.liveliness url=http://127.0.0.1:4000
+    CLI Example: ``salt-call litellm_smoke.liveliness url=http://127.0.0.1:4000``
     """
     url, _, _, _ = _resolve(url, "", [], [])
     return _utils_call("litellm_smoke_probes.probe", "liveliness", "/health/liveliness", url, timeout)
@@ -114,11 +106,7 @@ def readiness(url=None, timeout=PROBE_TIMEOUT):
     ``GET /health/readiness`` answers 200 (no key needed; it stays 200 when
     every backend is down, see ``health``).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.readiness url=http://127.0.0.1:4000
+    CLI Example: ``salt-call litellm_smoke.readiness url=http://127.0.0.1:4000``
     """
     url, _, _, _ = _resolve(url, "", [], [])
     return _utils_call("litellm_smoke_probes.probe", "readiness", "/health/readiness", url, timeout)
@@ -130,15 +118,25 @@ def models_auth(url=None, master_key=None, models=None, timeout=30):
     (LiteLLM without a database: 400 "No connected db."); with the master key
     200 and exactly the configured aliases (a missing or extra alias fails).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.models_auth
-        salt-call litellm_smoke.models_auth url=http://gw:4000 models=chat-small,chat-large
+    CLI Example: ``salt-call litellm_smoke.models_auth url=http://gw:4000 models=chat-small,chat-large``
     """
     url, master_key, aliases, _ = _resolve(url, master_key, models, [])
     return _finish(_utils_call("litellm_smoke_probes.models_auth", url, master_key, aliases, timeout), master_key)
+
+
+def client_key(url=None, models=None, config_dir=None, service=None, timeout=30):
+    """
+    The client-key hook, with the formula's smoke key (``<config_dir>/smoke-key``,
+    read as root, never returned): its alias 200, another alias 403, a wrong
+    key 401, ``/v1/models`` exactly its alias; and every live worker of
+    ``service`` has the key table in force (by client name and limits).
+    Skipped when the gateway here loads no hook (no ``litellm:keys``).
+
+    CLI Example: ``salt-call litellm_smoke.client_key``
+    """
+    url, _, aliases, _ = _resolve(url, "", models, [])
+    options = _utils_call("litellm_smoke_run.key_options", _salt(), DEPLOYED_UNIT, url, aliases, config_dir, service)
+    return __utils__["litellm_smoke_run.client_key"](_loaded(__utils__), url, dict(options, timeout=timeout))
 
 
 def chat(url=None, master_key=None, models=None, chat_models="first", timeout=30):
@@ -147,17 +145,10 @@ def chat(url=None, master_key=None, models=None, chat_models="first", timeout=30
     first alias (``chat_models=first``), every alias (``all``) or the named
     ones: 200 and non-empty content each.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.chat chat_models=all
-        salt-call litellm_smoke.chat url=http://gw:4000 chat_models=chat-small
+    CLI Example: ``salt-call litellm_smoke.chat url=http://gw:4000 chat_models=all``
     """
     url, master_key, aliases, _ = _resolve(url, master_key, models, [])
-    if not master_key:
-        return _no_key("chat")
-    return _finish(_utils_call("litellm_smoke_chat.chat", url, master_key, aliases, chat_models, timeout), master_key)
+    return _keyed("chat", "litellm_smoke_chat.chat", master_key, url, master_key, aliases, chat_models, timeout)
 
 
 def stream(url=None, master_key=None, models=None, model=None, timeout=30):
@@ -165,17 +156,10 @@ def stream(url=None, master_key=None, models=None, model=None, timeout=30):
     A streamed chat completion: 200, SSE ``data:`` chunks with non-empty
     concatenated content, ending with ``data: [DONE]``.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.stream
-        salt-call litellm_smoke.stream url=http://gw:4000 model=chat-small
+    CLI Example: ``salt-call litellm_smoke.stream url=http://gw:4000 model=chat-small``
     """
     url, master_key, aliases, _ = _resolve(url, master_key, models, [])
-    if not master_key:
-        return _no_key("stream")
-    return _finish(_utils_call("litellm_smoke_chat.stream", url, master_key, aliases, model, timeout), master_key)
+    return _keyed("stream", "litellm_smoke_chat.stream", master_key, url, master_key, aliases, model, timeout)
 
 
 def fanout(url=None, master_key=None, models=None, backends=None, model=None, concurrency=10, timeout=30):
@@ -187,19 +171,11 @@ def fanout(url=None, master_key=None, models=None, backends=None, model=None, co
     second round, so a fair shuffle does not fail by chance); unhealthy
     backends are a warning (the router should have avoided them).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.fanout concurrency=20
-        salt-call litellm_smoke.fanout url=http://gw:4000 model=chat-small
+    CLI Example: ``salt-call litellm_smoke.fanout url=http://gw:4000 model=chat-small concurrency=20``
     """
     url, master_key, aliases, configured = _resolve(url, master_key, models, backends)
-    if not master_key:
-        return _no_key("fanout")
     args = (url, master_key, aliases, configured, model, concurrency, timeout)
-    result = _utils_call("litellm_smoke_fanout.fanout", *args)
-    return _finish(result, master_key)
+    return _keyed("fanout", "litellm_smoke_fanout.fanout", master_key, *args)
 
 
 def errors(url=None, master_key=None, models=None, model=None, timeout=30):
@@ -207,16 +183,10 @@ def errors(url=None, master_key=None, models=None, model=None, timeout=30):
     Bad requests are refused with 400: an unknown model, malformed JSON and
     a chat without ``messages``. Records each status code.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.errors url=http://gw:4000
+    CLI Example: ``salt-call litellm_smoke.errors url=http://gw:4000``
     """
     url, master_key, aliases, _ = _resolve(url, master_key, models, [])
-    if not master_key:
-        return _no_key("errors")
-    return _finish(_utils_call("litellm_smoke_chat.errors", url, master_key, aliases, model, timeout), master_key)
+    return _keyed("errors", "litellm_smoke_chat.errors", master_key, url, master_key, aliases, model, timeout)
 
 
 def latency(url=None, master_key=None, models=None, model=None, requests=10, timeout=30):
@@ -225,17 +195,11 @@ def latency(url=None, master_key=None, models=None, model=None, requests=10, tim
     p50/p95 end to end and of LiteLLM's own ``x-litellm-overhead-duration-ms``.
     Stops at the first failed request (which fails the check).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.latency requests=20
+    CLI Example: ``salt-call litellm_smoke.latency requests=20``
     """
     url, master_key, aliases, _ = _resolve(url, master_key, models, [])
-    if not master_key:
-        return _no_key("latency")
-    result = _utils_call("litellm_smoke_chat.latency", url, master_key, aliases, model, requests, timeout)
-    return _finish(result, master_key)
+    args = (url, master_key, aliases, model, requests, timeout)
+    return _keyed("latency", "litellm_smoke_chat.latency", master_key, *args)
 
 
 def health(url=None, master_key=None, backends=None, timeout=30):
@@ -246,17 +210,37 @@ def health(url=None, master_key=None, backends=None, timeout=30):
     answers from its last background run (at most ``health_check_interval``
     old); without, every call asks every deployment once.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.health
-        salt-call litellm_smoke.health url=http://gw:4000
+    CLI Example: ``salt-call litellm_smoke.health url=http://gw:4000``
     """
     url, master_key, _, configured = _resolve(url, master_key, [], backends)
-    if not master_key:
-        return _no_key("health")
-    return _finish(_utils_call("litellm_smoke_fanout.health", url, master_key, configured, timeout), master_key)
+    return _keyed("health", "litellm_smoke_fanout.health", master_key, url, master_key, configured, timeout)
+
+
+# --- the smoke key ------------------------------------------------------------------
+
+
+def smoke_key(config_dir="/etc/litellm", test=False):
+    """
+    Make the formula's smoke key ``<config_dir>/smoke-key`` (root:root 0600)
+    unless a valid one is there (``test``: only say whether it would).
+    Returns ``{"path", "created", "reason"}``, never the key.
+
+    CLI Example: ``salt-call litellm_smoke.smoke_key``
+    """
+    return __utils__["litellm_smoke_keys.ensure_key"](__utils__["litellm_smoke_keys.key_path"](config_dir), test)
+
+
+def smoke_key_entry(config_dir="/etc/litellm", alias=None, limits=None):
+    """
+    The key table's entry of the smoke key (its SHA-256, ``alias`` only, the
+    ``limits`` rpm/tpm/max_parallel), or None when there is no smoke key or no
+    alias. Used by the key table's template.
+
+    CLI Example: ``salt-call litellm_smoke.smoke_key_entry alias=chat-small limits='{rpm: 6}'``
+    """
+    keys = __utils__.litellm_smoke_keys
+    key = keys.read_key(keys.key_path(config_dir))
+    return keys.table_entry(key, alias, dict(limits or {})) if key and alias else None
 
 
 # --- the run ------------------------------------------------------------------------
@@ -268,11 +252,7 @@ def plan(url=None, models=None, backends=None, chat_models="first", concurrency=
     the aliases and backends it expects, whether a master key is known (never
     the key itself).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.plan
+    CLI Example: ``salt-call litellm_smoke.plan``
     """
     url, master_key, aliases, configured = _resolve(url, None, models, backends)
     parse = __utils__.litellm_smoke_parse
@@ -292,30 +272,24 @@ def plan(url=None, models=None, backends=None, chat_models="first", concurrency=
 
 
 def run(
-    url=None,
-    master_key=None,
-    models=None,
-    backends=None,
-    concurrency=10,
-    latency_requests=10,
-    chat_models="first",
-    evidence_dir=None,
-    timeout=30,
+    url=None, master_key=None, models=None, backends=None, concurrency=10, latency_requests=10, chat_models="first",
+    evidence_dir=None, timeout=30, config_dir=None, service=None,
 ):
     """
     Run every smoke check against the gateway at ``url`` and return
     ``{"result": "PASS"|"FAIL", "checks": [...], "summary", "url", "started",
     "duration_ms", "evidence"}``. Arguments left None come from pillar
     ``litellm:`` (``bind_host``/``bind_port`` give the URL, ``master_key``,
-    ``models``, ``backends``); the key also from ``$LITELLM_MASTER_KEY``.
-    Without any ``litellm`` pillar (``salt-ssh <target> litellm_smoke.run``:
-    salt-ssh gives custom modules no pillar) they come from the gateway
-    deployed on the host: its unit (host, port), ``config.yaml`` (aliases,
-    backends) and env file (the key, read as root, never returned).
-    When the gateway does not even accept connections the HTTP checks are
-    skipped. With ``evidence_dir`` the report is also written to
-    ``<evidence_dir>/smoke-<UTC time>/`` (report.json, summary.txt; 0700/0600).
-    The master key never appears in the result or the files.
+    ``models``, ``backends``, ``config_dir``, ``service:name``); the key also
+    from ``$LITELLM_MASTER_KEY``. Without any ``litellm`` pillar
+    (``salt-ssh <target> litellm_smoke.run``: salt-ssh gives custom modules
+    no pillar) they come from the gateway deployed on the host: its unit
+    (host, port), ``config.yaml`` (aliases, backends) and env file (the key,
+    read as root, never returned). The smoke key's check (``client_key``)
+    uses the deployed ``config_dir``. When the gateway does not even accept
+    connections the HTTP checks are skipped. With ``evidence_dir`` the
+    report is also written to ``<evidence_dir>/smoke-<UTC time>/``
+    (report.json, summary.txt; 0700/0600). No key is in the result or files.
 
     CLI Example:
 
@@ -328,6 +302,8 @@ def run(
     url, master_key, aliases, configured = _resolve(url, master_key, models, backends)
     options = {"concurrency": concurrency, "latency_requests": latency_requests, "chat_models": chat_models,
                "timeout": timeout}
+    options.update(_utils_call("litellm_smoke_run.key_options", _salt(), DEPLOYED_UNIT, url, aliases, config_dir,
+                               service))
     return _utils_call("litellm_smoke_run.run", url, master_key, aliases, configured, options, evidence_dir)
 
 
@@ -341,24 +317,12 @@ def run_as_deployed(
     live env file (``env_file``, default ``<config_dir>/litellm.env``), not
     what pillar says now: the check after a rollback.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.run_as_deployed
+    CLI Example: ``salt-call litellm_smoke.run_as_deployed``
     """
     aliases, backends = config_expectations(_read(os.path.join(config_dir, "config.yaml")) or b"")
     key = env_master_key(_read(env_file or os.path.join(config_dir, "litellm.env")) or b"")
-    return run(
-        url=url,
-        master_key=key or None,
-        models=aliases,
-        backends=backends,
-        concurrency=concurrency,
-        latency_requests=latency_requests,
-        chat_models=chat_models,
-        timeout=timeout,
-    )
+    return run(url=url, master_key=key or None, models=aliases, backends=backends, concurrency=concurrency,
+               latency_requests=latency_requests, chat_models=chat_models, timeout=timeout, config_dir=config_dir)
 
 
 def settle(
@@ -367,25 +331,17 @@ def settle(
 ):
     """
     The bookkeeping after a smoke run (``report``, as ``run`` returns it), for
-    the ``litellm_smoke.passed`` state:
+    the ``litellm_smoke.passed`` state. PASS: keep the live config, env and
+    venv as the newest known-good release unless it already is (``action``
+    ``saved``/``kept``; ``litellm_release.save`` prunes). FAIL with
+    ``rollback`` on and a live state that differs from the newest release:
+    restore it, restart ``service``, wait for readiness and run smoke again
+    with ``run_kwargs`` and what the restored files say (``rolled_back``).
+    Otherwise ``none`` and ``reason`` says why. Returns ``{"action",
+    "reason", "release", "saved", "restored", "ready", "smoke_after_rollback",
+    "after"}``, names and summaries only, redacted.
 
-    - PASS: keep the live config, env and venv as the newest known-good
-      release unless it already is (``action`` ``saved``/``kept``), pruning
-      old releases and venvs (``litellm_release.save``);
-    - FAIL with ``rollback`` on and a live state that differs from the newest
-      known-good release: restore it, restart ``service``, wait for readiness
-      and run smoke again with ``run_kwargs`` (aliases, backends and key taken
-      from the restored files) (``action`` ``rolled_back``);
-    - otherwise ``action`` ``none`` and ``reason`` says why.
-
-    Returns ``{"action", "reason", "release", "saved", "restored", "ready",
-    "smoke_after_rollback", "after"}`` with names and summaries only, redacted.
-
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.settle "$(salt-call --out=json litellm_smoke.run)"
+    CLI Example: ``salt-call litellm_smoke.settle "$(salt-call --out=json litellm_smoke.run)"``
     """
     run_kwargs = dict(run_kwargs or {})
     where = {"config_dir": config_dir, "venv": venv, "service": service, "group": group, "rollback": rollback,
@@ -408,193 +364,130 @@ def settle(
 
 def percentile(values, pct):
     """
-    The ``pct`` percentile (0-100) of ``values`` with linear interpolation
-    between the closest ranks (numpy's default); None for no values.
+    The ``pct`` percentile (0-100) of ``values``, interpolated between the closest ranks (numpy's default);
+    None for no values.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.percentile '[120, 80, 95]' 95
+    CLI Example: ``salt-call litellm_smoke.percentile '[120, 80, 95]' 95``
     """
     return __utils__["litellm_smoke_parse.percentile"](values, pct)
 
 
 def parse_sse(text):
     """
-    Parse an OpenAI-style server-sent-event stream (``data: {...}`` lines,
-    ending with ``data: [DONE]``). Returns ``{"chunks", "content", "done",
-    "done_last", "errors"}``: ``done_last`` is True when ``[DONE]`` is the last
-    data line; ``errors`` holds undecodable chunks and ``{"error": ...}`` ones.
+    An OpenAI-style server-sent-event stream (``data: {...}`` lines, then ``data: [DONE]``): ``{"chunks",
+    "content", "done", "done_last", "errors"}`` (``done_last``: ``[DONE]`` is the last data line; ``errors``:
+    undecodable and ``{"error": ...}`` chunks).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.parse_sse "$(curl -sN ... /v1/chat/completions)"
+    CLI Example: ``salt-call litellm_smoke.parse_sse "$(curl -sN ... /v1/chat/completions)"``
     """
     return __utils__["litellm_smoke_parse.parse_sse"](text)
 
 
 def compare_aliases(expected, listed):
     """
-    Compare the configured aliases with the ones the gateway lists. Returns
-    ``{"missing": [...], "extra": [...], "match": bool}`` (sorted lists).
+    The configured aliases against the listed ones: ``{"missing": [...], "extra": [...], "match": bool}``.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.compare_aliases '[chat-small]' '[chat-small, chat-large]'
+    CLI Example: ``salt-call litellm_smoke.compare_aliases '[chat-small]' '[chat-small, chat-large]'``
     """
     return __utils__["litellm_smoke_parse.compare_aliases"](expected, listed)
 
 
 def normalize_aliases(models):
     """
-    Aliases from pillar-style ``models`` (``[{name, provider, model}]``), a
-    list of names, or a comma-separated string. None stays None.
+    Aliases from pillar-style ``models`` (``[{name, ...}]``), names, or a comma-separated string; None stays None.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.normalize_aliases chat-small,chat-large
+    CLI Example: ``salt-call litellm_smoke.normalize_aliases chat-small,chat-large``
     """
     return __utils__["litellm_smoke_parse.normalize_aliases"](models)
 
 
 def normalize_backends(backends):
-    """Backend URLs without a trailing slash (list or comma-separated string).
+    """
+    Backend URLs without a trailing slash (list or comma-separated string).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.normalize_backends http://llm01:11434/,http://llm02:11434
+    CLI Example: ``salt-call litellm_smoke.normalize_backends http://llm01:11434/,http://llm02:11434``
     """
     return __utils__["litellm_smoke_parse.normalize_backends"](backends)
 
 
 def chat_targets(chat_models, aliases):
     """
-    The aliases the chat check asks: ``"first"``, ``"all"``, one alias, or a
-    list (bounded to MAX_CHAT_MODELS).
+    The aliases the chat check asks: ``"first"``, ``"all"``, one alias, or a list (at most MAX_CHAT_MODELS).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.chat_targets first '[chat-small, chat-large]'
+    CLI Example: ``salt-call litellm_smoke.chat_targets first '[chat-small, chat-large]'``
     """
     return __utils__["litellm_smoke_parse.chat_targets"](chat_models, aliases)
 
 
 def health_by_backend(health):
     """
-    Group a ``/health`` answer by ``api_base``:
-    ``{api_base: {"healthy": n, "unhealthy": n, "failing": [model, ...], "errors": [...]}}``.
+    A ``/health`` answer by ``api_base``: ``{api_base: {"healthy", "unhealthy", "failing": [...], "errors"}}``.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.health_by_backend "$(curl -s -H 'Authorization: Bearer ...' gw:4000/health)"
+    CLI Example: ``salt-call litellm_smoke.health_by_backend "$(curl -s -H 'Authorization: ...' gw:4000/health)"``
     """
     return __utils__["litellm_smoke_parse.health_by_backend"](health)
 
 
 def fanout_verdict(shares, healthy, unhealthy, failures, configured=None):
     """
-    Judge a fan-out: ``shares`` {api_base: answered}, ``healthy``/``unhealthy``
-    the backends ``/health`` reports, ``failures`` the failed requests,
-    ``configured`` the expected backends (or None). Returns (status, detail).
+    ``(status, detail)`` of a fan-out: ``shares`` {api_base: answered}, the ``healthy``/``unhealthy`` backends
+    of ``/health``, the failed requests, the ``configured`` backends (or None).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.fanout_verdict '{http://a: 6, http://b: 4}' '[http://a, http://b]' '[]' 0
+    CLI Example: ``salt-call litellm_smoke.fanout_verdict '{http://a: 6, http://b: 4}' '[http://a, http://b]' '[]' 0``
     """
     return __utils__["litellm_smoke_parse.fanout_verdict"](shares, healthy, unhealthy, failures, configured)
 
 
 def format_summary(report):
-    """The report as a readable text table: check, status, detail, duration.
+    """
+    The report as a text table: check, status, detail, duration.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.format_summary "$(salt-call --out=json litellm_smoke.run)"
+    CLI Example: ``salt-call litellm_smoke.format_summary "$(salt-call --out=json litellm_smoke.run)"``
     """
     return __utils__["litellm_smoke_parse.format_summary"](report)
 
 
 def summarize(checks):
-    """Overall ``(result, summary)`` of a list of check results.
+    """
+    Overall ``(result, summary)`` of a list of check results.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.summarize '[{name: chat, status: pass}]'
+    CLI Example: ``salt-call litellm_smoke.summarize '[{name: chat, status: pass}]'``
     """
     return __utils__["litellm_smoke_parse.summarize"](checks)
 
 
 def env_master_key(text):
-    """The ``LITELLM_MASTER_KEY`` value of an env file's text, or None. Pure.
+    """
+    The ``LITELLM_MASTER_KEY`` value of an env file's text, or None. Pure.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.env_master_key "$(cat /etc/litellm/litellm.env)"
+    CLI Example: ``salt-call litellm_smoke.env_master_key "$(cat /etc/litellm/litellm.env)"``
     """
     return __utils__["litellm_smoke_parse.env_master_key"](text)
 
 
 def config_expectations(text):
     """
-    The aliases and backends (``api_base``) a LiteLLM config serves:
-    ``(aliases, backends)``, each None when the text cannot be read. Pure.
+    ``(aliases, backends)`` a LiteLLM config serves (``api_base``), each None when the text cannot be read.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.config_expectations "$(cat /etc/litellm/config.yaml)"
+    CLI Example: ``salt-call litellm_smoke.config_expectations "$(cat /etc/litellm/config.yaml)"``
     """
     return __utils__["litellm_smoke_parse.config_expectations"](text)
 
 
 def unit_settings(text):
     """
-    What the formula's unit file says about the gateway: ``{"config",
-    "env_file", "bind_host", "bind_port", "venv", "group"}`` (the ones
-    found). Pure.
+    What the formula's unit says: ``{"config", "env_file", "bind_host", "bind_port", "venv", "group"}`` (found).
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.unit_settings "$(cat /etc/systemd/system/litellm.service)"
+    CLI Example: ``salt-call litellm_smoke.unit_settings "$(cat /etc/systemd/system/litellm.service)"``
     """
     return __utils__["litellm_systemd.unit_settings"](text)
 
 
 def write_evidence(report, evidence_dir, stamp):
     """
-    Write ``<evidence_dir>/smoke-<stamp>/report.json`` and ``summary.txt``
-    (directory 0700, files 0600) for an already redacted ``report``. Returns
-    the run directory.
+    Write ``<evidence_dir>/smoke-<stamp>/report.json`` and ``summary.txt`` (0700, 0600) for an already
+    redacted ``report``; returns the run directory.
 
-    CLI Example:
-
-    .. code-block:: bash
-
-        salt-call litellm_smoke.write_evidence "$(salt-call --out=json litellm_smoke.run)" \\
-            /var/lib/litellm-smoke 20260101T000000Z
+    CLI Example: ``salt-call litellm_smoke.write_evidence "$(...)" /var/lib/litellm-smoke 20260101T000000Z``
     """
     return _utils_call("litellm_smoke_run.write_evidence", report, evidence_dir, stamp)

@@ -88,6 +88,33 @@ def passed(
     return ret
 
 
+def key_present(name):
+    """
+    The formula's smoke key at ``name`` (``<config_dir>/smoke-key``): made
+    once (root:root 0600, never shown), left alone when it is there, so a
+    second run changes nothing. The key table lists its hash (``_smoke``).
+
+    .. code-block:: yaml
+
+        litellm-config-file-smoke-key-present:
+          litellm_smoke.key_present:
+            - name: /etc/litellm/smoke-key
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    config_dir, file_name = name.rsplit("/", 1)
+    if file_name != "smoke-key":
+        ret.update(result=False, comment=f"{name}: the smoke key's file is <config_dir>/smoke-key")
+        return ret
+    made = __salt__["litellm_smoke.smoke_key"](config_dir or "/", test=__opts__["test"])
+    if made["created"] is None:
+        ret.update(result=None, comment=f"The smoke key {name} would be made ({made['reason']})")
+    elif made["created"]:
+        ret.update(changes={"smoke_key": "made (root 0600, never shown)"}, comment=f"Made the smoke key {name}")
+    else:
+        ret["comment"] = f"The smoke key {name} is present"
+    return ret
+
+
 def _plan_comment(run_kwargs, rolls_back):
     """What a run in test mode would do."""
     planned = __salt__["litellm_smoke.plan"](

@@ -111,6 +111,16 @@ def _general_settings(settings):
                 "enable_health_check_routing": True,
             }
         )
+    redis = settings.get("redis") or {}
+    if redis.get("host"):
+        # The proxy-level Redis: key rpm/tpm/max_parallel limits (the client
+        # keys') count there, across gateways; router_settings.redis_* is only
+        # the router's. The password by reference, like the router's.
+        general_settings["coordination_redis"] = {
+            "host": redis["host"],
+            "port": redis.get("port", 6379),
+            "password": f"os.environ/{REDIS_PASSWORD_ENV}",
+        }
     general_settings.update(settings.get("general_settings") or {})
     return general_settings
 

@@ -17,6 +17,7 @@ CHECKS = (
     "liveliness",
     "readiness",
     "models_auth",
+    "client_key",
     "chat",
     "stream",
     "fanout",
@@ -25,8 +26,9 @@ CHECKS = (
     "health",
 )
 PROBES = ("listening", "liveliness", "readiness")
-KEYLESS_CHECKS = ("listening", "liveliness", "readiness", "models_auth")
+KEYLESS_CHECKS = ("listening", "liveliness", "readiness", "models_auth", "client_key")
 MASTER_KEY_ENV = "LITELLM_MASTER_KEY"
+DEFAULT_CONFIG_DIR, DEFAULT_SERVICE = "/etc/litellm", "litellm"  # where a gateway not deployed by Salt has none
 #: the run() arguments a smoke run after a rollback keeps (the rest comes from the restored files)
 RERUN_KEYS = ("concurrency", "latency_requests", "chat_models", "timeout")
 
@@ -67,6 +69,19 @@ def _keyed(utils, url, master_key, aliases, configured, options):
     ]
 
 
+def client_key(utils, url, options):
+    """The smoke key's check (``options["client_key"]``: ``litellm_smoke_keys.context``), else skipped."""
+    found = options.get("client_key")
+    if not found:
+        return utils.litellm_smoke_parse.skip("client_key", options.get("client_key_why") or "not asked")
+
+    def workers():
+        return utils.litellm_smoke_workers.in_force(found["table"], found["runtime_dir"], found["pids"])
+
+    keys = utils.litellm_smoke_keys
+    return keys.client_key(utils, url, found["key"], found["alias"], found["other"], workers, options["timeout"])
+
+
 def run_checks(utils, url, master_key, aliases, configured, options):
     """Every check's result, in order; ``options``: concurrency, latency_requests, chat_models, timeout."""
     parse = utils.litellm_smoke_parse
@@ -80,6 +95,7 @@ def run_checks(utils, url, master_key, aliases, configured, options):
         )
         return checks + [parse.skip(name, why) for name in CHECKS if name not in PROBES]
     checks.append(utils.litellm_smoke_probes.models_auth(utils, url, master_key, aliases, options["timeout"]))
+    checks.append(client_key(utils, url, options))
     if not master_key:
         return checks + [parse.no_key(name) for name in CHECKS if name not in KEYLESS_CHECKS]
     return checks + _keyed(utils, url, master_key, aliases, configured, options)
@@ -156,6 +172,35 @@ def deployed(utils, unit, need_key=True):
     if settings:
         log.info("litellm smoke: no litellm pillar here, settings of the gateway deployed by %s", unit)
     return settings
+
+
+def key_options(utils, salt, unit, url, aliases, config_dir=None, service=None):
+    """
+    The ``client_key`` check's part of the run options: the deployed
+    gateway's config directory and service (arguments, else pillar, else the
+    deployed ``unit``, else the defaults), its smoke key, table and workers.
+    """
+    pillar = utils.litellm_settings.pillar(salt)
+    pillar = pillar if isinstance(pillar, dict) else {}
+    if config_dir is None:
+        config_dir = pillar.get("config_dir")
+    if config_dir is None:
+        unit_text = (utils.litellm_files.read_bytes(unit) or b"").decode("utf-8", "replace")
+        config = utils.litellm_systemd.unit_settings(unit_text).get("config")
+        config_dir = os.path.dirname(config) if config else DEFAULT_CONFIG_DIR
+    if service is None:
+        service = (pillar.get("service") or {}).get("name") or DEFAULT_SERVICE
+    try:
+        port = utils.litellm_http.target(url).port
+    except ValueError:
+        return {"client_key": None, "client_key_why": "no gateway URL"}
+
+    def pids():
+        main = utils.litellm_systemd.main_pid(salt["cmd.run_all"], service) if "cmd.run_all" in salt else None
+        return utils.litellm_smoke_workers.live_workers(utils, service, port, main)
+
+    found, why = utils.litellm_smoke_keys.context(utils, config_dir, f"/run/{service}", aliases, pids)
+    return {"client_key": found, "client_key_why": why}
 
 
 def _gateway_url(utils, salt, known):

@@ -185,7 +185,7 @@ def check_smoke(utils, errors, smoke):
     v = utils.litellm_validate
     if isinstance(smoke, dict) and "rollback" in smoke:
         errors.append("litellm:smoke:rollback: moved to litellm:rollback:enabled")
-    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir", "rollback"}
+    known = {"enabled", "concurrency", "latency_requests", "chat_models", "evidence_dir", "rollback", "key"}
     if not _section_known(utils, errors, "smoke", smoke, known):
         return
     v.check_int(errors, "smoke:concurrency", smoke.get("concurrency", 10), 1, 50)
@@ -195,6 +195,13 @@ def check_smoke(utils, errors, smoke):
             f"litellm:smoke:chat_models: must be 'first' or 'all', got {v.describe(smoke.get('chat_models'))}"
         )
     v.check_path(errors, "smoke:evidence_dir", smoke.get("evidence_dir", ""), allow_empty=True)
+    key = smoke.get("key", {})
+    if not isinstance(key, dict):
+        errors.append(f"litellm:smoke:key: must be a mapping of rpm, tpm, max_parallel, got {v.describe(key)}")
+        return
+    v.unknown_keys(errors, "litellm:smoke:key", key, {"rpm", "tpm", "max_parallel"})
+    for limit in ("rpm", "tpm", "max_parallel"):
+        v.check_int(errors, f"smoke:key:{limit}", key.get(limit, 1), 1, 10**6)
 
 
 def check_rollback(utils, errors, rollback):

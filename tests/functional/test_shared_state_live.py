@@ -2,14 +2,17 @@
 Two REAL LiteLLM proxies (from the shipped lock) on loopback with the config
 the formula renders, in front of the same two stand-in Ollama servers: with
 litellm:redis they count a per-model rpm limit together (the budget one used
-up is refused by the other), without it each counts alone. The contrast is
-the proof that the shared behaviour comes from Redis.
+up is refused by the other), and a client key's rpm too (the proxy-level
+coordination Redis, not the router's); without it each counts alone. The
+contrast is the proof that the shared behaviour comes from Redis. The smoke
+key's check passes on them, with the table in force on the worker.
 
 redis-server from Debian's package runs on loopback, with a password, as a
 child process of the test.
 """
 
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -23,13 +26,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import SALT_UTILS, load_salt_module, merged
+from tests.conftest import REPO, SALT_UTILS, load_salt_module, merged
 from tests.functional.test_litellm_smoke_live import READY_TIMEOUT, Stub, ensure_venv, free_port
 
 litellm_config = load_salt_module("modules", "litellm_config")
+HOOK = REPO / "salt" / "litellm" / "files" / "litellm_client_keys.py"
 RESP_COMMAND = SALT_UTILS.litellm_preflight_redis.resp_command
 
 RPM = 3  # per backend (deployment) of the limited alias
+CLIENT_RPM = 3  # of the client key (litellm:keys), whatever the alias
+CLIENT_KEY = "sk-" + secrets.token_hex(24)
+SMOKE_KEY = SALT_UTILS.litellm_smoke_keys.KEY_PREFIX + secrets.token_hex(32)
+SMOKE_LIMITS = {"rpm": 6, "tpm": 1000, "max_parallel": 1}
 LIMITED = "chat-limited"
 MODELS = [
     {"name": "chat-small", "provider": "ollama", "model": "llama3.2:3b"},
@@ -90,8 +98,17 @@ class Gateway:
         self.key = settings["master_key"]
         self.port = settings["bind_port"]
         workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
         config = workdir / "config.yaml"
         config.write_text(litellm_config.config_text(settings))
+        # the client-key hook, its table (with the smoke key's entry) and the smoke key, as the formula lays them out
+        (workdir / "litellm_client_keys.py").write_text(HOOK.read_text())
+        (workdir / "smoke-key").write_text(SMOKE_KEY + "\n")
+        os.chmod(workdir / "smoke-key", 0o600)
+        self.settings = settings
+        self.write_table()
+        self.runtime = workdir / "run"
+        self.runtime.mkdir(exist_ok=True)
         self.log = workdir / "litellm.log"
         env = {
             "PATH": f"{venv}/bin:/usr/bin:/bin",
@@ -102,6 +119,7 @@ class Gateway:
             "LITELLM_MODE": "PRODUCTION",
             "LITELLM_LOG": "ERROR",
             "LITELLM_TELEMETRY_DISABLED": "true",
+            "RUNTIME_DIRECTORY": str(workdir / "run"),  # as systemd gives it: the hook's status files
             **env_extra,
         }
         argv = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
@@ -109,6 +127,13 @@ class Gateway:
         with open(self.log, "wb") as log_file:
             self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+
+    def write_table(self, extra=None):
+        smoke = SALT_UTILS.litellm_smoke_keys.table_entry(SMOKE_KEY, MODELS[0]["name"], SMOKE_LIMITS)
+        keys = dict(self.settings["keys"], _smoke=smoke, **(extra or {}))
+        tmp = self.workdir / ".client-keys.json.new"
+        tmp.write_text(litellm_config.key_table_text(dict(self.settings, keys=keys)))
+        os.replace(tmp, self.workdir / "client-keys.json")
 
     def wait_ready(self):
         deadline = time.monotonic() + READY_TIMEOUT
@@ -121,9 +146,9 @@ class Gateway:
             time.sleep(0.25)
         raise RuntimeError(f"LiteLLM not ready:\n{self.log.read_text(errors='replace')[-3000:]}")
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, key=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"}
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key or self.key}"}
         try:
             conn.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
             response = conn.getresponse()
@@ -131,9 +156,9 @@ class Gateway:
         finally:
             conn.close()
 
-    def chat(self, model, text):
+    def chat(self, model, text, key=None):
         return self.request("POST", "/v1/chat/completions",
-                            {"model": model, "messages": [{"role": "user", "content": text}]})
+                            {"model": model, "messages": [{"role": "user", "content": text}]}, key)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -161,6 +186,8 @@ def make_pair(workdir, stubs, redis=None):
             "request_timeout": 15,
             # background checks on, as in a real deployment: they must not eat the budget
             "health_check_interval": 5,
+            "keys": {"fleet-client": {"hash": f"sha256:{hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}",
+                                      "rpm": CLIENT_RPM}},
         }
         env = {}
         if redis:
@@ -229,3 +256,72 @@ def test_a_per_model_rate_limit_is_counted_across_gateways_only_with_redis(share
     else:
         # each gateway counts alone: the second serves a budget of its own
         assert second_codes == [200] * served
+
+
+def spend_the_client_budget(first, second):
+    """The client key on ``first`` until 429, then on ``second``: how many ``first`` served, ``second``'s codes."""
+    wait_for_a_fresh_minute_window()
+    served, codes = 0, []
+    for index in range(3 * CLIENT_RPM):
+        status, body = first.chat("chat-small", f"client first {index}", CLIENT_KEY)
+        if status != 200:
+            assert status == 429, body[:500]
+            break
+        served += 1
+    time.sleep(0.5)
+    codes = [second.chat("chat-small", f"client second {index}", CLIENT_KEY)[0] for index in range(CLIENT_RPM)]
+    return served, codes
+
+
+@pytest.mark.parametrize("shared", ["redis", "none"])
+def test_a_client_keys_rpm_is_counted_across_gateways_only_with_redis(shared, pairs, redis_server):
+    first, second = pairs[shared]
+    served, second_codes = spend_the_client_budget(first, second)
+    print(f"\n{shared}: client rpm {CLIENT_RPM}: gw1 served {served} then 429; gw2: {second_codes}")
+    assert served == CLIENT_RPM
+    if shared == "redis":
+        assert second_codes == [429] * CLIENT_RPM
+    else:
+        assert second_codes == [200] * CLIENT_RPM
+    for gw in (first, second):
+        log = gw.log.read_text(errors="replace")
+        assert CLIENT_KEY not in log and redis_server["password"] not in log
+
+
+def _smoke_client_key(gw, aliases=None):
+    utils = SALT_UTILS
+    aliases = [m["name"] for m in MODELS] if aliases is None else aliases
+    found, why = utils.litellm_smoke_keys.context(utils, str(gw.workdir), str(gw.runtime), aliases,
+                                                  lambda: [gw.proc.pid])
+    assert found, why
+    return utils.litellm_smoke_run.client_key(utils, f"http://127.0.0.1:{gw.port}", {"client_key": found,
+                                                                                      "timeout": 30})
+
+
+def test_the_smoke_key_check_passes_and_sees_a_table_change_on_the_worker(pairs):
+    gw = pairs["redis"][0]
+    check = _smoke_client_key(gw)
+    print(f"\n{check['detail']}")
+    assert check["status"] == "pass", check
+    assert (check["alias_status"], check["other_alias_status"], check["wrong_key_status"]) == (200, 403, 401)
+    assert check["listed"] == [MODELS[0]["name"]] and check["workers"] == [gw.proc.pid]
+    assert check["clients"] == ["_smoke", "fleet-client"]
+    assert SMOKE_KEY not in json.dumps(check) and CLIENT_KEY not in json.dumps(check)
+    # a client added to the table: in force on the (idle) worker within 2 s, the check says so
+    late = {"late": {"hash": f"sha256:{hashlib.sha256(b'sk-late-0123456789abcdef0123456789').hexdigest()}"}}
+    gw.write_table(late)
+    started = time.monotonic()
+    check = _smoke_client_key(gw)
+    assert check["status"] == "pass" and "late" in check["clients"], check
+    assert time.monotonic() - started < 2 + 1  # the check waits for it at most 3 s; the hook takes <= 0.5 s
+    status = json.loads((gw.runtime / f"client-keys.{gw.proc.pid}.json").read_text())
+    assert "late" in status["clients"] and "hash" not in json.dumps(status["clients"])
+    gw.write_table()
+
+
+def test_with_one_alias_the_smoke_key_gets_403_for_an_alias_that_does_not_exist(pairs):
+    gw = pairs["none"][0]
+    check = _smoke_client_key(gw, aliases=[MODELS[0]["name"]])
+    assert check["status"] == "pass", check
+    assert check["other_alias_status"] == 403
+    assert SALT_UTILS.litellm_smoke_keys.NO_SUCH_ALIAS in check["detail"]

@@ -247,6 +247,10 @@ def test_one_salt_ssh_command_deploys_both_gateways(gateways, fleet):
         router = config["router_settings"]
         assert (router["redis_host"], router["redis_port"]) == (fleet.hosts[REDIS_ID].address, 6379)
         assert router["redis_password"] == "os.environ/REDIS_PASSWORD" and "redis_url" not in router
+        # the proxy-level Redis too: client keys' rpm/tpm/max_parallel count there, across the gateways
+        # (proven with two real LiteLLMs in tests/functional/test_shared_state_live.py)
+        assert config["general_settings"]["coordination_redis"] == {
+            "host": fleet.hosts[REDIS_ID].address, "port": 6379, "password": "os.environ/REDIS_PASSWORD"}
         # per-host pillar: each listens on its own address
         listening = host.run(["ss", "-Hltn", f"sport = :{PORT}"]).stdout
         assert f"{host.address}:{PORT}" in listening, listening

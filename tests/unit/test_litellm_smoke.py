@@ -543,7 +543,7 @@ def test_state_in_test_mode_says_what_would_run_and_sends_nothing(fake_gateway):
     litellm_smoke_state.__salt__["litellm_smoke.run"] = MagicMock()
     ret = litellm_smoke_state.passed("litellm")
     assert ret["result"] is None and ret["changes"] == {}
-    assert ret["comment"].startswith("Would run 10 smoke checks (listening, liveliness")
+    assert ret["comment"].startswith("Would run 11 smoke checks (listening, liveliness")
     assert "against http://127.0.0.1:4100 for chat-small, chat-large" in ret["comment"]
     assert TEST_MASTER_KEY not in ret["comment"]
     litellm_smoke_state.__salt__["litellm_smoke.run"].assert_not_called()

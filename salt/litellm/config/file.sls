@@ -31,6 +31,16 @@
 {%-   do public_keys.update({name: entry}) %}
 {%- endfor %}
 {%- do public.update({'keys': public_keys}) %}
+{#- The smoke key's entry in the key table (litellm:smoke:key): the first
+    alias only; the key itself is made on the host, read by the template. #}
+{%- set first_alias = [] %}
+{%- for model in (litellm.models if litellm.models is iterable and litellm.models is not string else []) %}
+{%-   if model is mapping and not first_alias %}{% do first_alias.append(model.get('name')) %}{% endif %}
+{%- endfor %}
+{%- set smoke_key = None %}
+{%- if litellm.smoke.enabled and first_alias %}
+{%-   set smoke_key = {'config_dir': litellm.config_dir, 'alias': first_alias[0], 'limits': litellm.smoke.key} %}
+{%- endif %}
 {#- The env file needs the secrets, not the client keys. #}
 {%- set env_settings = litellm.copy() %}
 {%- do env_settings.pop('keys', None) %}
@@ -72,13 +82,23 @@ litellm-config-file-auth-hook-managed:
     - require:
       - file: litellm-config-file-directory
 
+{%- if smoke_key %}
+{#- The formula's own client key, for the smoke test: made once on the host
+    (root 0600, never shown, never in pillar); only its hash is in the table. #}
+litellm-config-file-smoke-key-present:
+  litellm_smoke.key_present:
+    - name: {{ litellm.config_dir }}/smoke-key
+    - require:
+      - file: litellm-config-file-directory
+{%- endif %}
+
 litellm-config-file-keys-managed:
   file.managed:
     - name: {{ litellm.config_dir }}/client-keys.json
     - source: salt://{{ tplroot }}/files/client-keys.json.jinja
     - template: jinja
     - context:
-        litellm: {{ {'keys': public_keys, 'models': litellm.models} | json }}
+        litellm: {{ {'keys': public_keys, 'models': litellm.models, 'smoke_key': smoke_key} | json }}
     - user: root
     - group: {{ svc.group }}
     - mode: '0640'
@@ -86,6 +106,9 @@ litellm-config-file-keys-managed:
     - show_changes: False
     - require:
       - file: litellm-config-file-directory
+{%- if smoke_key %}
+      - litellm_smoke: litellm-config-file-smoke-key-present
+{%- endif %}
 
 litellm-config-file-config-managed:
   file.managed:

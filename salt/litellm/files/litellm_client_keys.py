@@ -30,7 +30,9 @@ parsed leaves the last good one in force (logged once per version of the
 file); a table that is gone means no client key is valid. After each load a
 worker writes what it has in force (names, models, limits, the table's
 SHA-256; no hash of a key) to ``$RUNTIME_DIRECTORY/client-keys.<pid>.json``,
-for the smoke test.
+for the smoke test. Under systemd (``$RUNTIME_DIRECTORY`` set) a thread of
+each worker also looks every ``CHECK_INTERVAL``, so an idle worker is as
+current as a busy one, and its status file says so.
 """
 
 import datetime
@@ -221,6 +223,33 @@ class KeyTable:
 
 
 TABLE = KeyTable()
+_watcher = {"pid": None}
+
+
+def _watch(table):
+    while True:
+        time.sleep(table.interval)
+        try:
+            table.current()
+        except Exception:  # noqa: BLE001 - the watcher must not die; the next request looks again
+            log.exception("%s: the look at the key table failed", table.path)
+
+
+def start_watcher(table=None):
+    """One daemon thread per process that keeps ``table`` current (again in a forked child)."""
+    if _watcher["pid"] == os.getpid():
+        return False
+    _watcher["pid"] = os.getpid()
+    table = TABLE if table is None else table
+    table.current()
+    threading.Thread(target=_watch, args=(table,), name="litellm-client-keys", daemon=True).start()
+    return True
+
+
+if os.environ.get(RUNTIME_DIR_ENV):
+    start_watcher()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=start_watcher)
 _master = {"key": None, "digest": _NO_DIGEST}
 
 
