@@ -18,7 +18,7 @@ def test_rendered_gives_every_file_and_no_secret():
 
     answer = STEPS.rendered(U, settings(), template)
     assert answer["valid"] is True and answer["errors"] == []
-    assert set(answer) == {"valid", "errors", "config", "env", "keys", "unit"}
+    assert set(answer) == {"valid", "errors", "config", "env", "keys", "unit", "socket"}
     assert TEST_MASTER_KEY not in str(answer)
 
 
