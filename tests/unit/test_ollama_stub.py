@@ -311,6 +311,22 @@ def test_delay_ms_delays_answers(stub):
     assert stub.config()["delay_ms"] == 0
 
 
+def test_chunk_delay_ms_makes_a_slow_stream(stub):
+    jcall(stub, "POST", "/_stub/config", {"chunk_delay_ms": 100})
+    conn = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=10)
+    conn.request("POST", "/api/chat", body=json.dumps(chat_body("one two")),
+                 headers={"Content-Type": "application/json"})
+    t0 = time.monotonic()
+    resp = conn.getresponse()
+    first = resp.readline()  # the first chunk comes at once
+    assert resp.status == 200 and first and time.monotonic() - t0 < 0.09
+    lines = [json.loads(line) for line in (first + resp.read()).splitlines()]
+    conn.close()
+    pieces = len(lines)  # every chunk after the first waited 100 ms
+    assert pieces >= 3 and lines[-1]["done"] and time.monotonic() - t0 >= 0.1 * (pieces - 1) - 0.01
+    stub.configure(chunk_delay_ms=0)
+
+
 # -- connection handling ---------------------------------------------------------
 
 def test_keepalive_50_requests_fast_on_one_connection(stub):
