@@ -142,3 +142,49 @@ def test_the_unit_carries_the_limits_in_its_service_section():
                  "Environment=AIOHTTP_CONNECTOR_LIMIT=128 AIOHTTP_CONNECTOR_LIMIT_PER_HOST=128"):
         assert f"\n{line}\n" in service, text
     assert "\n\n\n" not in text
+
+
+# --- preflight: the host's sysctls ---------------------------------------------------
+
+preflight = load_salt_module("utils", "litellm_preflight_capacity")
+NEEDS = capacity.sysctl_needs(capacity.plan(settings_with()))
+
+
+def test_preflight_passes_when_the_kernel_allows_the_plan():
+    values = {"fs.file-max": 9_223_372, "fs.nr_open": 1_048_576, "net.core.somaxconn": 4096}
+    status, detail = preflight.judge(NEEDS, values, (32768, False))
+    assert status == "pass" and "net.core.somaxconn = 4096 >= 4096" in detail
+
+
+@pytest.mark.parametrize(
+    "name, value, key",
+    [("net.core.somaxconn", 128, "capacity:backlog"), ("fs.file-max", 10000, "capacity:nofile"),
+     ("fs.nr_open", 4096, "capacity:nofile")],
+)
+def test_preflight_names_the_sysctl_and_the_key(name, value, key):
+    values = {"fs.file-max": 9_223_372, "fs.nr_open": 1_048_576, "net.core.somaxconn": 4096, name: value}
+    status, detail = preflight.judge(NEEDS, values, (None, True))
+    assert status == "fail"
+    assert f"{name} = {value} < {NEEDS[name][0]} (litellm:{key}); raise it: sysctl -w {name}={NEEDS[name][0]}" in detail
+
+
+def test_preflight_pid1_that_cannot_hand_out_the_limit():
+    values = {"fs.file-max": 9_223_372, "fs.nr_open": 1_048_576, "net.core.somaxconn": 4096}
+    assert preflight.judge(NEEDS, values, (4096, True))[0] == "pass"  # CAP_SYS_RESOURCE raises it
+    status, detail = preflight.judge(NEEDS, values, (4096, False))
+    assert status == "fail" and "systemd cannot set LimitNOFILE=9216" in detail
+
+
+def test_preflight_unknown_sysctl_warns():
+    assert preflight.judge(NEEDS, {"fs.file-max": 10**7, "fs.nr_open": 10**6}, (None, True))[0] == "warn"
+
+
+def test_preflight_reads_this_machine(tmp_path):
+    (tmp_path / "net" / "core").mkdir(parents=True)
+    (tmp_path / "net" / "core" / "somaxconn").write_text("4096\n")
+    assert preflight.read_sysctl("net.core.somaxconn", root=str(tmp_path)) == 4096
+    assert preflight.read_sysctl("fs.file-max", root=str(tmp_path)) is None
+    assert isinstance(preflight.read_sysctl("fs.nr_open"), int)  # the real /proc/sys
+    hard, capable = preflight.pid1_nofile()
+    assert hard is None or hard >= 1024
+    assert isinstance(capable, bool)
