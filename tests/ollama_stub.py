@@ -6,7 +6,7 @@ Speaks enough of Ollama's HTTP API (docs/api.md) for LiteLLM's ``ollama/`` and
 ("Hello from llm01: ...") so tests can tell which backend answered.
 
 Not part of Ollama, under ``/_stub/``:
-  GET  /_stub/stats   -> {"name", "requests": {path: n}, "models": {model: n}}
+  GET  /_stub/stats   -> {"name", "requests": {path: n}, "models": {model: n}, "peak_connections"}
   POST /_stub/reset   -> zero the counters
   GET|POST /_stub/config -> read / change {"models", "delay_ms", "fail_status", "chunk_delay_ms"}
     (chunk_delay_ms: a pause before each streamed chunk after the first, a slow stream)
@@ -86,10 +86,12 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, addr, stub):
         self.stub = stub
         self.conns = set()  # open sockets, so stop() can cut keep-alive ones
+        self.peak = 0  # most connections open at once (since the last reset)
         super().__init__(addr, _Handler)
 
     def process_request(self, request, client_address):
         self.conns.add(request)
+        self.peak = max(self.peak, len(self.conns))
         super().process_request(request, client_address)
 
     def shutdown_request(self, request):
@@ -382,12 +384,15 @@ class OllamaStub:
     def stats(self):
         with self.lock:
             return {"name": self.name, "requests": dict(self.requests),
-                    "models": dict(self.model_hits)}
+                    "models": dict(self.model_hits),
+                    "peak_connections": self._server.peak if self._server else 0}
 
     def reset(self):
         with self.lock:
             self.requests.clear()
             self.model_hits.clear()
+            if self._server:
+                self._server.peak = len(self._server.conns)
 
     def config(self):
         with self.lock:
