@@ -9,6 +9,7 @@ from tests.conftest import REPO, load_salt_module, merged
 
 capacity = load_salt_module("utils", "litellm_capacity")
 litellm_config = load_salt_module("modules", "litellm_config")
+litellm_service = load_salt_module("modules", "litellm_service")
 
 
 def settings_with(workers=2, memory_mib=23000, **section):
@@ -127,10 +128,11 @@ def test_not_a_mapping():
     assert capacity_errors(settings) == ["litellm:capacity: must be a mapping, got 'big' (str)"]
 
 
-def _render_unit(settings):
-    source = (REPO / "salt" / "litellm" / "files" / "litellm.service.jinja").read_text()
+def _render_unit(settings, name="litellm.service"):
+    source = (REPO / "salt" / "litellm" / "files" / f"{name}.jinja").read_text()
     salt = {"litellm_config.capacity": litellm_config.capacity,
-            "litellm_config.capacity_unit_lines": litellm_config.capacity_unit_lines}
+            "litellm_config.capacity_unit_lines": litellm_config.capacity_unit_lines,
+            "litellm_service.unit_values": litellm_service.unit_values}
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(source).render(
         litellm=copy.deepcopy(settings), salt=salt)
 
@@ -142,7 +144,18 @@ def test_the_unit_carries_the_limits_in_its_service_section():
                  "Environment=AIOHTTP_CONNECTOR_LIMIT=128 AIOHTTP_CONNECTOR_LIMIT_PER_HOST=128"):
         assert f"\n{line}\n" in service, text
     assert "\n\n\n" not in text
+    exec_start = next(line for line in service.splitlines() if line.startswith("ExecStart="))
+    assert exec_start.endswith(" --limit-concurrency 4096 --backlog 4096 litellm_gateway:app"), exec_start
 
+
+def test_the_socket_unit_holds_the_same_backlog():
+    text = _render_unit(settings_with(), "litellm.socket")
+    assert "\nBacklog=4096\n" in text.split("[Socket]", 1)[1], text
+
+
+def test_uvicorn_gets_no_admission_flags_from_an_unresolved_plan():
+    unit = load_salt_module("utils", "litellm_unit")
+    assert unit.admission_args(merged({})) == [] and unit.socket_lines(merged({})) == []
 
 # --- preflight: the host's sysctls ---------------------------------------------------
 
