@@ -96,6 +96,39 @@ def local_url(bind_host, bind_port):
     return __utils__["litellm_settings.local_url"](bind_host, bind_port)
 
 
+def capacity(settings):
+    """
+    The capacity plan of the merged settings: every ``auto`` of
+    ``litellm:capacity`` resolved from the workers and memory (admission per
+    worker, uvicorn's connection limit and backlog, LimitNOFILE, TasksMax,
+    MemoryHigh/MemoryMax), with the totals ``admitted`` and ``queued``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.capacity '{...merged settings...}'
+    """
+    return __utils__["litellm_capacity.plan"](settings)
+
+
+def capacity_unit_lines(plan):
+    """
+    The resource-limit lines of the unit for a capacity plan (``capacity``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.capacity_unit_lines '{...capacity plan...}'
+    """
+    return __utils__["litellm_capacity.unit_lines"](plan)
+
+
+def _admission(settings):
+    return __utils__["litellm_capacity.general_settings"](capacity(settings))
+
+
 def build_config(settings):
     """
     The LiteLLM config as a dict: one model_list entry per model x backend.
@@ -109,7 +142,7 @@ def build_config(settings):
 
         salt-call litellm_config.build_config '{...merged settings...}'
     """
-    return __utils__["litellm_build.build_config"](settings)
+    return __utils__["litellm_build.build_config"](settings, _admission(settings))
 
 
 def config_text(settings):
@@ -122,7 +155,7 @@ def config_text(settings):
 
         salt-call litellm_config.config_text '{...merged settings...}'
     """
-    return __utils__["litellm_build.config_text"](settings)
+    return __utils__["litellm_build.config_text"](settings, _admission(settings))
 
 
 def key_table(settings):

@@ -90,7 +90,9 @@ def unit_values(settings):
 
         salt-call litellm_service.unit_values '{"venv": "/opt/litellm/venv", ...}'
     """
-    return _unit("template_values", settings)
+    # the capacity plan (every auto resolved): uvicorn's admission flags, Backlog= and the limits
+    plan = __utils__["litellm_capacity.plan"](settings)
+    return _unit("template_values", settings, plan, __utils__["litellm_capacity.unit_lines"](plan))
 
 
 def _run(argv, timeout=60):

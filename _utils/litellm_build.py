@@ -99,8 +99,10 @@ def _litellm_settings(settings):
     return litellm_settings
 
 
-def _general_settings(settings):
+def _general_settings(settings, admission):
     general_settings = {"master_key": f"os.environ/{MASTER_KEY_ENV}"}
+    # LiteLLM's per-worker admission control (litellm_capacity): 503 with Retry-After beyond it
+    general_settings.update(admission or {})
     if settings["health_check_interval"]:
         # Background checks (general_settings, not router_settings: there they
         # stop LiteLLM from starting) and routing that skips unhealthy backends.
@@ -125,15 +127,17 @@ def _general_settings(settings):
     return general_settings
 
 
-def build_config(settings):
+def build_config(settings, admission=None):
     """
     The LiteLLM config as a dict: one model_list entry per model x backend.
 
     Every alias exists on every backend, so the router balances between them
     and fails over when one is down. The master key is only referenced.
+    ``admission``: the general_settings of LiteLLM's admission control
+    (``litellm_capacity.general_settings``); pillar's general_settings win.
     """
     litellm_settings = _litellm_settings(settings)
-    general_settings = _general_settings(settings)
+    general_settings = _general_settings(settings, admission)
     if settings.get("keys"):
         # Client keys without a database: the formula's hook checks every key
         # against the key table first; auto mode hands the master key (and no
@@ -155,9 +159,11 @@ def build_config(settings):
     }
 
 
-def config_text(settings):
+def config_text(settings, admission=None):
     """The config.yaml text for the merged settings (used by the config template)."""
-    return CONFIG_HEADER + salt.utils.yaml.safe_dump(build_config(settings), default_flow_style=False, sort_keys=False)
+    return CONFIG_HEADER + salt.utils.yaml.safe_dump(
+        build_config(settings, admission), default_flow_style=False, sort_keys=False
+    )
 
 
 def redact_env(utils, text):

@@ -25,6 +25,7 @@ CHECKS = {
     "bind_port": "litellm_preflight_port.check_bind_port",
     "runtime": "litellm_preflight_host.check_runtime",
     "resources": "litellm_preflight_host.check_resources",
+    "capacity": "litellm_preflight_capacity.check_capacity",
     "trust": "litellm_preflight_tls.check_trust",
     "package_index": "litellm_preflight_tls.check_package_index",
     "init": "litellm_preflight_host.check_init",

@@ -54,14 +54,32 @@ def tls_args(settings):  # pylint: disable=unused-argument
     return []
 
 
-def admission_args(settings):  # pylint: disable=unused-argument
-    """uvicorn's admission options (``--limit-concurrency``, ``--backlog``; none yet)."""
-    return []
+def _capacity_int(settings, key):
+    value = (settings.get("capacity") or {}).get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def socket_lines(settings):  # pylint: disable=unused-argument
-    """More ``[Socket]`` lines of the socket unit (``Backlog=``; none yet)."""
-    return []
+def admission_args(settings):
+    """
+    uvicorn's admission options from the capacity plan (``litellm_capacity.plan``,
+    which ``litellm_service.unit_values`` puts in ``settings["capacity"]``):
+    ``--limit-concurrency`` (connections a worker holds; LiteLLM's own
+    admission answers 503 with Retry-After well before it) and ``--backlog``
+    (asyncio listens again on the inherited socket with it: without it,
+    uvicorn's 2048 replaces the socket unit's Backlog=). None while unresolved.
+    """
+    args = []
+    for key, flag in (("connections_per_worker", "--limit-concurrency"), ("backlog", "--backlog")):
+        value = _capacity_int(settings, key)
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def socket_lines(settings):
+    """More ``[Socket]`` lines of the socket unit: ``Backlog=`` of the capacity plan (the queue while restarting)."""
+    backlog = _capacity_int(settings, "backlog")
+    return [f"Backlog={backlog}"] if backlog is not None else []
 
 
 def status_file():
@@ -103,10 +121,13 @@ def listen_stream(bind_host, bind_port):
     return f"{host}:{int(bind_port)}"
 
 
-def template_values(settings):
+def template_values(settings, plan, limit_lines):
     """What the unit templates need (no secrets): ``exec_start``, ``listen_stream``,
-    ``timeout_stop`` and ``socket_extra`` (more ``[Socket]`` lines)."""
+    ``timeout_stop``, ``socket_extra`` (more ``[Socket]`` lines) and ``limits``
+    (the resource-limit lines), given the capacity ``plan`` and its ``limit_lines``."""
+    settings = dict(settings, capacity=plan)
     return {
+        "limits": list(limit_lines),
         "exec_start": exec_start(settings),
         "listen_stream": listen_stream(settings["bind_host"], settings["bind_port"]),
         "timeout_stop": timeout_stop(settings),

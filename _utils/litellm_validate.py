@@ -7,7 +7,7 @@ which runs them all in a fixed order (tests rely on it).
 The sections live beside this one: ``litellm_validate_sections`` (backends,
 models, service, smoke, rollback, CA certificates, the free-form sections),
 ``litellm_validate_secrets`` (master key, Redis), ``litellm_validate_preflight``,
-``litellm_keys`` (client keys) and ``litellm_layout`` (what the formula
+``litellm_keys`` (client keys), ``litellm_validate_capacity`` and ``litellm_layout`` (what the formula
 creates, and where it may). Every check is ``check_<x>(utils, errors, ...)``
 and appends messages naming the pillar key; none echoes a secret.
 """
@@ -54,6 +54,7 @@ TOP_LEVEL_KEYS = {
     "lookup",
     "redis",
     "keys",
+    "capacity",
 }
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([.-]?(post|rc|a|b)\d+)?$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -209,6 +210,7 @@ def check_settings(utils, settings):
     secrets.check_master_key(utils, errors, settings.get("master_key"))
     _check_install(errors, settings)
     sections.check_service(utils, errors, settings.get("service"))
+    utils.litellm_validate_capacity.check_capacity(utils, errors, settings)
     sections.check_extra_sections(utils, errors, settings)
     sections.check_smoke(utils, errors, settings.get("smoke", {}))
     sections.check_rollback(utils, errors, settings.get("rollback", {}))

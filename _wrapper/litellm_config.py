@@ -65,7 +65,9 @@ def _template(settings, saltenv):
 
     def render(name):
         # The unit templates ask litellm_service on a target; here the same pure values come in the context.
-        unit = _utils()["litellm_unit.template_values"](settings)
+        utils = _utils()
+        plan = utils["litellm_capacity.plan"](settings)
+        unit = utils["litellm_unit.template_values"](settings, plan, utils["litellm_capacity.unit_lines"](plan))
         return funcs["slsutil.renderer"](
             path=f"salt://litellm/files/{name}", default_renderer="jinja", saltenv=saltenv, litellm=settings, unit=unit
         )

@@ -6,9 +6,10 @@ Speaks enough of Ollama's HTTP API (docs/api.md) for LiteLLM's ``ollama/`` and
 ("Hello from llm01: ...") so tests can tell which backend answered.
 
 Not part of Ollama, under ``/_stub/``:
-  GET  /_stub/stats   -> {"name", "requests": {path: n}, "models": {model: n}}
+  GET  /_stub/stats   -> {"name", "requests": {path: n}, "models": {model: n}, "peak_connections"}
   POST /_stub/reset   -> zero the counters
-  GET|POST /_stub/config -> read / change {"models", "delay_ms", "fail_status"}
+  GET|POST /_stub/config -> read / change {"models", "delay_ms", "fail_status", "chunk_delay_ms"}
+    (chunk_delay_ms: a pause before each streamed chunk after the first, a slow stream)
 
 A chat or generate whose last user text is "slowstream N" streams N pieces,
 one a second (long streams for the reload tests).
@@ -35,7 +36,7 @@ from queue import Empty, Queue
 
 DEFAULT_VERSION = "0.5.7"
 DEFAULT_MODELS = ("llama3.2:3b",)
-CONFIG_KEYS = ("models", "delay_ms", "fail_status")
+CONFIG_KEYS = ("models", "delay_ms", "fail_status", "chunk_delay_ms")
 
 
 def _norm(name):
@@ -83,14 +84,17 @@ def _text(content):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # keep-alive threads must not block shutdown
+    request_queue_size = 1024  # a burst of connections waits in the listen queue, not in SYN retries
 
     def __init__(self, addr, stub):
         self.stub = stub
         self.conns = set()  # open sockets, so stop() can cut keep-alive ones
+        self.peak = 0  # most connections open at once (since the last reset)
         super().__init__(addr, _Handler)
 
     def process_request(self, request, client_address):
         self.conns.add(request)
+        self.peak = max(self.peak, len(self.conns))
         super().process_request(request, client_address)
 
     def shutdown_request(self, request):
@@ -151,9 +155,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        pause = interval or self.server.stub.chunk_delay_ms / 1000.0
         for index, obj in enumerate(objs):
-            if interval and index:
-                time.sleep(interval)
+            if pause and index:
+                time.sleep(pause)
             data = json.dumps(obj).encode() + b"\n"
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
@@ -341,13 +346,13 @@ class OllamaStub:
     """In-process stub: ``with OllamaStub(name="llm01") as s: ... s.url ...``."""
 
     def __init__(self, host="127.0.0.1", port=0, name="llm01", models=DEFAULT_MODELS,
-                 version=DEFAULT_VERSION, delay_ms=0, fail_status=None, verbose=False):
+                 version=DEFAULT_VERSION, delay_ms=0, fail_status=None, verbose=False, chunk_delay_ms=0):
         self.host, self.port, self.name = host, port, name
         self.version, self.verbose = version, verbose
         self.lock = threading.Lock()
         self.requests, self.model_hits = Counter(), Counter()
-        self.models, self.delay_ms, self.fail_status = [], 0, None
-        self.configure(models=models, delay_ms=delay_ms, fail_status=fail_status)
+        self.models, self.delay_ms, self.fail_status, self.chunk_delay_ms = [], 0, None, 0
+        self.configure(models=models, delay_ms=delay_ms, fail_status=fail_status, chunk_delay_ms=chunk_delay_ms)
         self.started = _now()
         self._server = self._thread = None
 
@@ -386,17 +391,21 @@ class OllamaStub:
     def stats(self):
         with self.lock:
             return {"name": self.name, "requests": dict(self.requests),
-                    "models": dict(self.model_hits)}
+                    "models": dict(self.model_hits),
+                    "peak_connections": self._server.peak if self._server else 0}
 
     def reset(self):
         with self.lock:
             self.requests.clear()
             self.model_hits.clear()
+            if self._server:
+                self._server.peak = len(self._server.conns)
 
     def config(self):
         with self.lock:
             return {"name": self.name, "models": list(self.models),
-                    "delay_ms": self.delay_ms, "fail_status": self.fail_status}
+                    "delay_ms": self.delay_ms, "fail_status": self.fail_status,
+                    "chunk_delay_ms": self.chunk_delay_ms}
 
     def configure(self, **kw):
         """Change models / delay_ms / fail_status at runtime (None clears fail_status)."""
@@ -409,8 +418,9 @@ class OllamaStub:
             if isinstance(models, str):
                 models = models.split(",")
             new["models"] = [_norm(m) for m in models if _norm(m)]
-        if "delay_ms" in kw:
-            new["delay_ms"] = max(0.0, float(kw["delay_ms"] or 0))
+        for key in ("delay_ms", "chunk_delay_ms"):
+            if key in kw:
+                new[key] = max(0.0, float(kw[key] or 0))
         if kw.get("fail_status") is not None:
             new["fail_status"] = int(kw["fail_status"])
             if not 400 <= new["fail_status"] <= 599:
@@ -424,7 +434,7 @@ class OllamaStub:
 
 
 def start_stub_process(name, models, port=0, host="127.0.0.1", pidfile=None,
-                       version=None, verbose=False, timeout=10.0, stderr=None):
+                       version=None, verbose=False, timeout=10.0, stderr=None, chunk_delay_ms=0):
     """Run the CLI in its own process group; return (Popen, url) once it listens.
 
     ``stderr``: a file for the server's stderr (a detached server must not keep
@@ -437,6 +447,7 @@ def start_stub_process(name, models, port=0, host="127.0.0.1", pidfile=None,
     cmd += ["--pidfile", str(pidfile)] if pidfile else []
     cmd += ["--version", version] if version else []
     cmd += ["--verbose"] if verbose else []
+    cmd += ["--chunk-delay-ms", str(chunk_delay_ms)] if chunk_delay_ms else []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, start_new_session=True)
     lines = Queue()  # a reader thread makes the readline wait time-bounded
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
@@ -477,13 +488,14 @@ def main(argv=None):
     ap.add_argument("--pidfile")
     ap.add_argument("--version", default=DEFAULT_VERSION)
     ap.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    ap.add_argument("--chunk-delay-ms", type=float, default=0, help="pause before each streamed chunk but the first")
     args = ap.parse_args(argv)
 
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
     stub = OllamaStub(args.host, args.port, args.name, args.models.split(","),
-                      version=args.version, verbose=args.verbose).start()
+                      version=args.version, verbose=args.verbose, chunk_delay_ms=args.chunk_delay_ms).start()
     try:
         if args.pidfile:
             with open(args.pidfile, "w") as f:

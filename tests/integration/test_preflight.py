@@ -27,7 +27,8 @@ GATE = "litellm-preflight-go"
 VALIDATE = "litellm-validate-pillar-validated"
 OWNER = "litellm-owner-record-checked"  # read-only, before the gate
 CORE_CHECKS = {
-    "pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "trust", "package_index", "init",
+    "pillar", "ownership", "dns", "backends", "bind_port", "runtime", "resources", "capacity", "trust",
+    "package_index", "init",
 }
 EVIDENCE_DIR = "/var/lib/litellm-preflight-evidence"
 GOAL_MS = 3000

@@ -169,11 +169,19 @@ def test_config_keys_are_where_litellm_expects_them(reference_settings):
     assert config["router_settings"]["enable_weighted_failover"] is True
 
 
+# the reference site's capacity: 1 worker (workers auto, unresolved outside map.jinja), memory unknown
+ADMISSION = {
+    "max_in_flight_requests_per_worker": 128,
+    "max_queued_requests_per_worker": 128,
+    "admission_queue_timeout_seconds": 1,
+}
+
+
 def test_health_checks_can_be_turned_off(reference_settings):
     settings = copy.deepcopy(reference_settings)
     settings["health_check_interval"] = 0
     general = litellm_config.build_config(settings)["general_settings"]
-    assert general == {"master_key": "os.environ/LITELLM_MASTER_KEY"}
+    assert general == {"master_key": "os.environ/LITELLM_MASTER_KEY", **ADMISSION}
 
 
 def test_extra_sections_are_merged(reference_settings):

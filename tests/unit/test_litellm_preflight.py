@@ -308,6 +308,7 @@ def test_selected_checks():
         "bind_port",
         "runtime",
         "resources",
+        "capacity",
         "trust",
         "package_index",
         "init",
@@ -932,7 +933,7 @@ def test_state_go_lists_failures_and_never_changes(fake_checks):
     fake_checks["init"] = ("fail", "PID 1 is 'sh', not systemd")
     ret = preflight_state.go("litellm", settings())
     assert ret["result"] is False and ret["changes"] == {}
-    assert "Preflight NO-GO: 2 of 10 check(s) failed" in ret["comment"]
+    assert "Preflight NO-GO: 2 of 11 check(s) failed" in ret["comment"]
     assert "- backends: model 'x' missing on http://a:1" in ret["comment"]
     assert "- init: PID 1 is 'sh', not systemd" in ret["comment"]
     assert "- resources: memory 512 MiB" in ret["comment"]
@@ -944,7 +945,7 @@ def test_state_go_passes_with_warnings_in_test_mode_too(fake_checks, tmp_path):
         mp.setitem(preflight_state.__opts__, "test", True)
         ret = preflight_state.go("litellm", settings(), evidence_dir=str(tmp_path))
     assert ret["result"] is True and ret["changes"] == {}
-    assert "Preflight GO: 10 check(s), none failed" in ret["comment"]
+    assert "Preflight GO: 11 check(s), none failed" in ret["comment"]
     assert "Warnings (1):" in ret["comment"]
     assert f"Evidence: {tmp_path}/preflight-" in ret["comment"]
 

@@ -264,16 +264,32 @@ def test_stats_count_requests_per_path_and_model(stub):
     expected = {"name": "llm01",
                 "requests": {"/api/chat": 3, "/api/generate": 1, "/api/tags": 1},
                 "models": {"qwen2.5:7b": 2, "llama3.2:3b": 1, "missing:1b": 1}}
-    assert stub.stats() == expected
+    assert _counts(stub.stats()) == expected
     # Control endpoints are not counted themselves.
-    assert jcall(stub, "GET", "/_stub/stats") == (200, expected)
-    assert jcall(stub, "GET", "/_stub/stats") == (200, expected)
+    for _ in range(2):
+        status, stats = jcall(stub, "GET", "/_stub/stats")
+        assert (status, _counts(stats)) == (200, expected)
+
+
+def _counts(stats):
+    return {key: value for key, value in stats.items() if key != "peak_connections"}
+
+
+def test_peak_connections_counts_connections_open_at_once(stub):
+    stub.reset()
+    conns = [socket.create_connection(("127.0.0.1", stub.port)) for _ in range(5)]
+    deadline = time.monotonic() + 5
+    while stub.stats()["peak_connections"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for conn in conns:
+        conn.close()
+    assert stub.stats()["peak_connections"] == 5
 
 
 def test_reset_over_http_and_api(stub):
     call(stub, "POST", "/api/chat", chat_body())
-    assert jcall(stub, "POST", "/_stub/reset") == (
-        200, {"name": "llm01", "requests": {}, "models": {}})
+    status, stats = jcall(stub, "POST", "/_stub/reset")
+    assert (status, _counts(stats)) == (200, {"name": "llm01", "requests": {}, "models": {}})
     call(stub, "GET", "/api/tags")
     assert stub.stats()["requests"] == {"/api/tags": 1}
     stub.reset()
@@ -319,6 +335,22 @@ def test_delay_ms_delays_answers(stub):
     assert status == 200 and time.monotonic() - t0 >= 0.29
     jcall(stub, "POST", "/_stub/config", {"delay_ms": 0})
     assert stub.config()["delay_ms"] == 0
+
+
+def test_chunk_delay_ms_makes_a_slow_stream(stub):
+    jcall(stub, "POST", "/_stub/config", {"chunk_delay_ms": 100})
+    conn = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=10)
+    conn.request("POST", "/api/chat", body=json.dumps(chat_body("one two")),
+                 headers={"Content-Type": "application/json"})
+    t0 = time.monotonic()
+    resp = conn.getresponse()
+    first = resp.readline()  # the first chunk comes at once
+    assert resp.status == 200 and first and time.monotonic() - t0 < 0.09
+    lines = [json.loads(line) for line in (first + resp.read()).splitlines()]
+    conn.close()
+    pieces = len(lines)  # every chunk after the first waited 100 ms
+    assert pieces >= 3 and lines[-1]["done"] and time.monotonic() - t0 >= 0.1 * (pieces - 1) - 0.01
+    stub.configure(chunk_delay_ms=0)
 
 
 # -- connection handling ---------------------------------------------------------
