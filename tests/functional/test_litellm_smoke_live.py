@@ -26,14 +26,14 @@ SMOKE_CHECKS = SALT_UTILS.litellm_smoke_run.CHECKS
 smoke_state = load_salt_module("states", "litellm_smoke")
 
 
-@pytest.fixture(scope="module")
-def gateway(stubs, tmp_path_factory):
-    """One proxy (1 worker) in front of both stubs."""
+def start_gateway(venv, workdir, backends):
+    """The proxy of these tests (1 worker) in front of ``backends``, started and ready
+    (``ready_after``: its seconds to ready); bench/smoke.py uses it too."""
     settings = merged(
         {
             "bind_host": "127.0.0.1",
             "bind_port": free_port(),
-            "backends": [s.url for s in stubs],
+            "backends": backends,
             "models": MODELS,
             "master_key": "sk-" + secrets.token_hex(24),
             "request_timeout": 15,
@@ -43,8 +43,15 @@ def gateway(stubs, tmp_path_factory):
             "cooldown_time": 1,
         }
     )
-    gw = LiteLLM(ensure_venv(), tmp_path_factory.mktemp("litellm"), settings).start()
-    print(f"\nLiteLLM ready after {gw.wait_ready()} s")
+    gateway = LiteLLM(venv, workdir, settings).start()
+    gateway.wait_ready()
+    return gateway
+
+
+@pytest.fixture(scope="module")
+def gateway(stubs, tmp_path_factory):
+    gw = start_gateway(ensure_venv(), tmp_path_factory.mktemp("litellm"), [s.url for s in stubs])
+    print(f"\nLiteLLM ready after {gw.ready_after} s")
     yield gw
     gw.stop()
 
