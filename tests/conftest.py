@@ -133,6 +133,17 @@ def merged(*layers):
     return result
 
 
+@pytest.fixture(scope="session")
+def salt_factories_config(tmp_path_factory):
+    """
+    pytest-salt-factories' root below this run's (this worker's) temp dir, not
+    its default /tmp: there every run on the machine would share the scripts
+    it generates (/tmp/scripts/cli_salt_ssh.py, written once, naming the
+    site-packages of whichever checkout wrote it first) and the daemons' dirs.
+    """
+    return {"root_dir": tmp_path_factory.getbasetemp() / "salt-factories"}
+
+
 @pytest.fixture
 def reference_settings():
     """Defaults + the shipped reference pillar + a valid master key."""

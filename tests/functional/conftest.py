@@ -168,7 +168,7 @@ class LiteLLM:
 
     def __init__(self, venv, workdir, settings, env=None, workers=1, log_level="ERROR"):
         assert litellm_config.check_settings(settings) == []
-        self.venv, self.workdir, self.settings, self.workers = venv, workdir, settings, workers
+        self.venv, self.workdir, self.settings, self.num_workers = venv, workdir, settings, workers
         self.key = settings["master_key"]
         self.port = settings["bind_port"]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -192,7 +192,7 @@ class LiteLLM:
 
     def start(self):
         argv = [str(self.venv / "bin" / "litellm"), "--config", str(self.config), "--host", "127.0.0.1",
-                "--port", str(self.port), "--num_workers", str(self.workers)]
+                "--port", str(self.port), "--num_workers", str(self.num_workers)]
         with open(self.log, "wb") as log_file:
             self.proc = subprocess.Popen(argv, cwd=self.workdir, env=self.env, stdout=log_file,
                                          stderr=subprocess.STDOUT, start_new_session=True)
@@ -207,14 +207,18 @@ class LiteLLM:
     def wait_ready(self):
         """Seconds from start to ready; not ready within READY_TIMEOUT: stopped, and the log's tail raised."""
         deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.is_ready():
-                    self.ready_after = round(time.monotonic() - self.started, 1)
-                    return self.ready_after
-            except OSError:
-                pass
-            time.sleep(0.25)
+        try:
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if self.is_ready():
+                        self.ready_after = round(time.monotonic() - self.started, 1)
+                        return self.ready_after
+                except OSError:
+                    pass
+                time.sleep(0.25)
+        except BaseException:
+            self.stop()  # a fixture that fails in set-up is not torn down: nothing may outlive it
+            raise
         tail = self.log.read_text(errors="replace")[-3000:]
         self.stop()
         raise RuntimeError(f"LiteLLM not ready (rc={self.proc.returncode}):\n{tail}")
