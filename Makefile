@@ -23,12 +23,17 @@ lint: bootstrap
 	@bash scripts/lint.sh
 
 ## test: lint first (fails fast), then every test layer (unit, functional,
-## integration on a real systemd host).
+## integration on a real systemd host), on two pytest-xdist workers: one test
+## module a worker at a time (--dist loadfile), the slowest first (tests/conftest.py).
+## TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: lint
-	$(PY) -m pytest tests/unit tests/functional $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) tests/unit tests/functional $(PYTEST_ARGS)
 
 ## bench: benchmarks on local systemd hosts (baseline and formula side by side,
 ## tables with ratios and goals): cold deploy, no-op re-apply, gateway under load.

@@ -215,6 +215,48 @@ def _complete(release, digest):
     return _installed_digest(release) == digest and os.path.exists(os.path.join(release, "bin", "litellm"))
 
 
+def _pip_argv(venv_python, env, index_urls):
+    """How to run pip for the release: from the wheel the OS ships (no ensurepip),
+    with pip's legacy TLS verification where its truststore fails."""
+    wheel = _bundled_pip_wheel()
+    if wheel:
+        pip, pip_version = [venv_python, os.path.join(wheel, "pip")], _pip_wheel_version(wheel)
+    else:
+        _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
+        # no wheel to read the version from (Debian's python3-venv always brings one)
+        pip, pip_version = [venv_python, "-m", "pip"], ()
+    if _pip_legacy_certs(pip_version, index_urls):
+        pip.append("--use-deprecated=legacy-certs")
+    return pip
+
+
+def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls):
+    """A venv at ``release`` without pip, and in it uv as the lock pins it, installed by pip."""
+    _run([python, "-m", "venv", "--without-pip", release], env, f"creating the venv {release} with {python}")
+    uv_block = requirement_block(lock_text, "uv")
+    if uv_block is None:
+        raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
+    pip = _pip_argv(os.path.join(release, "bin", "python"), env, index_urls)
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
+        handle.write(uv_block)
+    try:
+        _run(
+            [*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
+            env,
+            "installing uv (pinned in the lock) with pip",
+        )
+    finally:
+        os.unlink(handle.name)
+
+
+def _write_release_files(release, lock_text, digest):
+    """The lock beside the release, then its digest (the marker of a complete build)."""
+    with open(os.path.join(release, LOCK_IN_RELEASE), "w", encoding="utf-8") as handle:
+        handle.write(lock_text)
+    with open(os.path.join(release, MARKER), "w", encoding="utf-8") as handle:
+        handle.write(digest + "\n")
+
+
 def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle="",
           check_import=True):
     """
@@ -240,36 +282,14 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
     os.makedirs(os.path.dirname(release), mode=0o755, exist_ok=True)
     env = installer_env(index_url, extra_index_urls or [], ca_bundle)
     venv_python = os.path.join(release, "bin", "python")
-    uv = os.path.join(release, "bin", "uv")
     seconds = {}
     started = time.monotonic()
-    _run([python, "-m", "venv", "--without-pip", release], env, f"creating the venv {release} with {python}")
-    uv_block = requirement_block(lock_text, "uv")
-    if uv_block is None:
-        raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
-    wheel = _bundled_pip_wheel()
-    if wheel:
-        pip, pip_version = [venv_python, os.path.join(wheel, "pip")], _pip_wheel_version(wheel)
-    else:
-        _run([venv_python, "-m", "ensurepip", "--default-pip"], env, "bootstrapping pip")
-        # no wheel to read the version from (Debian's python3-venv always brings one)
-        pip, pip_version = [venv_python, "-m", "pip"], ()
-    if _pip_legacy_certs(pip_version, [index_url, *(extra_index_urls or [])]):
-        pip.append("--use-deprecated=legacy-certs")
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
-        handle.write(uv_block)
-    try:
-        _run(
-            [*pip, "install", "-q", "--require-hashes", "--no-deps", "-r", handle.name],
-            env,
-            "installing uv (pinned in the lock) with pip",
-        )
-    finally:
-        os.unlink(handle.name)
+    _venv_with_uv(release, lock_text, lock_file, python, env, [index_url, *(extra_index_urls or [])])
     seconds["venv and uv"] = time.monotonic() - started
     started = time.monotonic()
     _run(
-        [uv, "pip", "sync", "--python", venv_python, "--require-hashes", "--compile-bytecode", lock_file],
+        [os.path.join(release, "bin", "uv"), "pip", "sync", "--python", venv_python, "--require-hashes",
+         "--compile-bytecode", lock_file],
         env,
         f"installing {lock_file} into {release}",
     )
@@ -278,10 +298,7 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
         started = time.monotonic()
         _run([venv_python, "-c", VERIFY_IMPORT], env, f"checking that {release} imports the LiteLLM proxy")
         seconds["import check"] = time.monotonic() - started
-    with open(os.path.join(release, LOCK_IN_RELEASE), "w", encoding="utf-8") as handle:
-        handle.write(lock_text)
-    with open(os.path.join(release, MARKER), "w", encoding="utf-8") as handle:
-        handle.write(digest + "\n")
+    _write_release_files(release, lock_text, digest)
     return {"release": release, "built": True, "seconds": {step: round(value, 1) for step, value in seconds.items()}}
 
 

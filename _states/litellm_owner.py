@@ -49,14 +49,8 @@ def checked(name, settings, scope="gateway"):
     Read-only: fail, naming the pillar key and what was found, when anything
     this run would create already exists and is not the formula's. Runs
     before the preflight (which may write evidence) and never changes anything.
-
-    .. code-block:: yaml
-
-        litellm-owner-record-checked:
-          litellm_owner.checked:
-            - name: litellm
-            - settings: {{ litellm | json }}
-            - failhard: True
+    Its arguments are those of :func:`claimed`; the formula's ID is
+    ``litellm-owner-record-checked`` (``failhard: True``).
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     _, decided = _decide(ret, settings, scope)

@@ -3,8 +3,8 @@
 Cold deploy: a bare container to "smoke passed" with salt-ssh, broken down,
 and the formula's venv installer against a plain ``pip install litellm[proxy]``.
 
-Boots a fresh systemd-nspawn host (the cached bookworm rootfs: OS packages
-cached, no LiteLLM, cold uv and pip caches), starts two stand-in Ollama
+Boots a fresh systemd-nspawn host (the cached rootfs of the harness's default
+suite, Debian 13 trixie: OS packages cached, no LiteLLM, cold uv and pip caches), starts two stand-in Ollama
 servers and runs ``salt-ssh gateway state.apply litellm``. The apply is split
 by the states' own durations: validate, preflight, OS packages (user, group,
 pkg), venv install (the hashed lock with uv), config (rendered, checked by

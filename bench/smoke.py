@@ -3,8 +3,8 @@
 How long does ``litellm_smoke.run`` take against a real LiteLLM 1.108.7?
 
 Starts two stand-in Ollama servers (tests/ollama_stub.py) and a LiteLLM proxy
-from the venv that tests/functional/test_litellm_smoke_live.py builds at
-/var/cache/litellm-salt/smoke-venv (built from the shipped hashed lock when
+from the venv that the functional live tests build (tests/functional/conftest.py)
+at /var/cache/litellm-salt/smoke-venv (built from the shipped hashed lock when
 missing), all on loopback, runs the smoke test N times (default 10) the way
 the formula's state does (chat_models first, concurrency 10, 10 latency
 requests) and prints one row per run, then p50/p95/max and the ratio to the
@@ -26,7 +26,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from tests.conftest import load_salt_module  # noqa: E402
-from tests.functional.test_litellm_smoke_live import ALIASES, Gateway, Stub, ensure_venv  # noqa: E402
+from tests.functional.conftest import Stub, ensure_venv  # noqa: E402
+from tests.functional.test_litellm_smoke_live import ALIASES, start_gateway  # noqa: E402
 
 GOAL_S = 5.0
 
@@ -53,7 +54,7 @@ def main(argv=None):
         venv = ensure_venv()
         venv_s = time.monotonic() - started
         stubs = [Stub("llm01"), Stub("llm02")]
-        gateway = Gateway(venv, workdir, [stub.url for stub in stubs])
+        gateway = start_gateway(venv, workdir, [stub.url for stub in stubs])
         print(f"LiteLLM {gateway.url} ready after {gateway.ready_after} s (venv ready in {venv_s:.1f} s); "
               f"stubs {', '.join(stub.url for stub in stubs)}")
         print(f"{args.runs} runs of litellm_smoke.run (chat_models={args.chat_models}, "

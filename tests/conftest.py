@@ -2,6 +2,7 @@
 
 import copy
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,45 @@ TEST_MASTER_KEY = "sk-" + "9f3c2a7be14d08c65e7a91f2d3b4c5a6e7f80912"
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+# Under pytest-xdist (make test: two workers) each worker is a run of its own:
+# the harness appends LITELLM_HARNESS_SUFFIX to every machine name, so the
+# worker's id goes there too and two workers never register the same machine.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["LITELLM_HARNESS_SUFFIX"] = (
+        os.environ.get("LITELLM_HARNESS_SUFFIX", "") + "-" + os.environ["PYTEST_XDIST_WORKER"]
+    )
+
+#: The slow modules, slowest first (seconds of the last serial CI run): with
+#: ``--dist loadfile`` a worker takes the next module when it is nearly done
+#: with its own, so the longest start first and the short ones fill the gaps.
+SLOW_MODULES = (
+    "tests/integration/test_operations.py",  # 405 s
+    "tests/integration/test_smoke.py",  # 180 s
+    "tests/integration/test_ownership.py",  # 170 s
+    "tests/integration/test_deploy.py",  # 130 s
+    "tests/integration/test_fleet.py",  # 120 s
+    "tests/integration/test_upgrade.py",  # 110 s
+    "tests/integration/test_bookworm.py",  # 90 s
+    "tests/integration/test_offline.py",  # 90 s
+    "tests/integration/test_preflight.py",  # 70 s
+    "tests/harness/test_systemd_host.py",
+    "tests/functional/test_client_keys_live.py",
+    "tests/functional/test_shared_state_live.py",
+    "tests/functional/test_litellm_smoke_live.py",
+    "tests/functional/test_litellm_preflight_live.py",
+    "tests/harness/test_mirror.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The slow modules first, in SLOW_MODULES' order; every module's tests stay in their order."""
+    rank = {path: index for index, path in enumerate(SLOW_MODULES)}
+
+    def module_rank(item):
+        return rank.get(item.nodeid.split("::", 1)[0], len(SLOW_MODULES))
+
+    items.sort(key=module_rank)  # stable
 
 
 def _import(kind, path):
@@ -91,6 +131,17 @@ def merged(*layers):
     for layer in layers:
         result = salt.utils.dictupdate.merge(result, copy.deepcopy(layer), strategy="smart", merge_lists=False)
     return result
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config(tmp_path_factory):
+    """
+    pytest-salt-factories' root below this run's (this worker's) temp dir, not
+    its default /tmp: there every run on the machine would share the scripts
+    it generates (/tmp/scripts/cli_salt_ssh.py, written once, naming the
+    site-packages of whichever checkout wrote it first) and the daemons' dirs.
+    """
+    return {"root_dir": tmp_path_factory.getbasetemp() / "salt-factories"}
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import secrets
-import signal
 import subprocess
 import threading
 import time
@@ -31,7 +30,7 @@ import openai
 import pytest
 
 from tests.conftest import REPO, load_salt_module, merged
-from tests.functional.test_litellm_smoke_live import MODELS, READY_TIMEOUT, Stub, ensure_venv, free_port, stub_control
+from tests.functional.conftest import MODELS, LiteLLM, ensure_venv, free_port, stub_control
 
 litellm_config = load_salt_module("modules", "litellm_config")
 HOOK = REPO / "salt" / "litellm" / "files" / "litellm_client_keys.py"
@@ -84,17 +83,14 @@ INITIAL = ["small-only", "rpm-limited", "tpm-limited", "one-at-a-time", "disable
 PRESENTED = []  # wrong keys the tests sent: none of them may be logged either
 
 
-class Gateway:
+class Gateway(LiteLLM):
     """A LiteLLM proxy with the formula's config, hook and key table; stopped by its process group."""
 
     def __init__(self, venv, workdir, backends):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.settings = merged(
+        settings = merged(
             {
                 "bind_host": "127.0.0.1",
-                "bind_port": self.port,
+                "bind_port": free_port(),
                 "backends": backends,
                 "models": MODELS,
                 "master_key": MASTER_KEY,
@@ -106,33 +102,14 @@ class Gateway:
                 "litellm_settings": {"callbacks": "key_recorder.recorder"},
             }
         )
-        assert litellm_config.check_settings(self.settings) == []
-        config = workdir / "config.yaml"
-        config.write_text(litellm_config.config_text(self.settings))
+        # far more than the service's ERROR: the test looks for keys in what it logs
+        super().__init__(venv, workdir, settings, workers=WORKERS, log_level="DEBUG")
         (workdir / "litellm_client_keys.py").write_text(HOOK.read_text())
         self.recorded = workdir / "recorded.jsonl"
         (workdir / "key_recorder.py").write_text(RECORDER.format(path=str(self.recorded)))
         self.table = workdir / "client-keys.json"
         self.write_table(INITIAL)
-        self.log = workdir / "litellm.log"
-        env = {
-            "PATH": f"{venv}/bin:/usr/bin:/bin",
-            "HOME": str(workdir),
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "OLLAMA_API_BASE": backends[0],
-            "LITELLM_MODE": "PRODUCTION",
-            # far more than the service's ERROR: the test looks for keys in what it logs
-            "LITELLM_LOG": "DEBUG",
-            "LITELLM_TELEMETRY_DISABLED": "true",
-            "NO_COLOR": "1",
-        }
-        argv = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
-                "--port", str(self.port), "--num_workers", str(WORKERS)]
-        with open(self.log, "wb") as log_file:
-            self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.started = time.monotonic()
+        self.start()
         self.ready_after = self.wait_ready()
 
     def write_table(self, names):
@@ -144,22 +121,10 @@ class Gateway:
         os.replace(tmp, self.table)
         return time.monotonic()
 
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            if len(self.workers()) == WORKERS:
-                try:
-                    if self.request("GET", "/health/readiness")[0] == 200:
-                        # every worker answers, not just the first one up
-                        if len(self.pids_answering(lambda conn: self.request_on(conn, "GET", "/health/readiness"))) \
-                                == WORKERS:
-                            return round(time.monotonic() - self.started, 1)
-                except OSError:
-                    pass
-            time.sleep(0.25)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"LiteLLM not ready (rc={self.proc.returncode}):\n{tail}")
+    def is_ready(self):
+        """Every worker answers /health/readiness, not just the first one up."""
+        return len(self.workers()) == WORKERS and self.request("GET", "/health/readiness")[0] == 200 and len(
+            self.pids_answering(lambda conn: self.request_on(conn, "GET", "/health/readiness"))) == WORKERS
 
     def descendants(self):
         children, todo = [], [self.proc.pid]
@@ -257,23 +222,6 @@ class Gateway:
             if len(answers) == WORKERS:
                 break
         return answers
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def stubs():
-    pair = [Stub("llm01"), Stub("llm02")]
-    yield pair
-    for stub in pair:
-        stub.stop()
 
 
 @pytest.fixture(scope="module")

@@ -7,186 +7,50 @@ The venv is built once at /var/cache/litellm-salt/smoke-venv (uv, hashed
 lock, bytecode compiled) and reused while the lock does not change.
 """
 
-import fcntl
-import hashlib
 import json
 import logging
 import os
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SALT_UTILS, load_salt_module, merged
-from tests.ollama_stub import start_stub_process, stop_stub_process
+from tests.conftest import SALT_UTILS, load_salt_module, merged
+from tests.functional.conftest import MODELS, STUB_MODELS, LiteLLM, ensure_venv, free_port, stub_control
 
-LOCK = REPO / "salt" / "litellm" / "files" / "locks" / "litellm-1.108.7.txt"
-UV = REPO / ".venv" / "bin" / "uv"
-CACHE = Path("/var/cache/litellm-salt")
-VENV = CACHE / "smoke-venv"
-MARKER = VENV / ".smoke-lock.sha256"
-MODELS = [
-    {"name": "chat-small", "provider": "ollama", "model": "llama3.2:3b"},
-    {"name": "chat-tiny", "provider": "ollama", "model": "qwen2.5:0.5b"},
-]
 ALIASES = [m["name"] for m in MODELS]
-STUB_MODELS = [m["model"] for m in MODELS]
-READY_TIMEOUT = 120
 
-litellm_config = load_salt_module("modules", "litellm_config")
 smoke = load_salt_module("modules", "litellm_smoke")
 SMOKE_CHECKS = SALT_UTILS.litellm_smoke_run.CHECKS
 smoke_state = load_salt_module("states", "litellm_smoke")
 
 
-def _python():
-    """The machine's python3 (the one the formula uses), not a pyenv shim."""
-    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
-
-
-def ensure_venv():
-    """Build the LiteLLM venv from the lock unless the cached one matches it."""
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "smoke-venv.lock", "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)  # another test run may be building it
-        if MARKER.exists() and MARKER.read_text().strip() == digest and (VENV / "bin" / "litellm").exists():
-            return VENV
-        shutil.rmtree(VENV, ignore_errors=True)
-        env = dict(os.environ, UV_NATIVE_TLS="1")
-        for argv in (
-            [str(UV), "venv", "-q", "-p", _python(), str(VENV)],
-            [str(UV), "pip", "sync", "-q", "--require-hashes", "--compile-bytecode",
-             "--python", str(VENV / "bin" / "python"), str(LOCK)],
-        ):
-            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
-            if done.returncode != 0:
-                shutil.rmtree(VENV, ignore_errors=True)
-                raise RuntimeError(f"{argv[:3]} failed ({done.returncode}): {done.stderr[-2000:]}")
-        MARKER.write_text(digest + "\n")
-    return VENV
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stub_control(url, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
-
-
-class Stub:
-    def __init__(self, name):
-        self.name = name
-        self.proc, self.url = start_stub_process(name, STUB_MODELS)
-        self.port = int(self.url.rsplit(":", 1)[1])
-
-    def stop(self):
-        stop_stub_process(self.proc)
-
-    def start(self):
-        for _ in range(50):  # the port may linger for a moment
-            try:
-                self.proc, _ = start_stub_process(self.name, STUB_MODELS, port=self.port)
-                return
-            except RuntimeError:
-                time.sleep(0.1)
-        raise RuntimeError(f"stub {self.name} did not come back on port {self.port}")
-
-
-class Gateway:
-    """A LiteLLM proxy process; stopped by PID."""
-
-    def __init__(self, venv, workdir, backends):
-        self.key = "sk-" + secrets.token_hex(24)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = merged(
-            {
-                "bind_host": "127.0.0.1",
-                "bind_port": self.port,
-                "backends": backends,
-                "models": MODELS,
-                "master_key": self.key,
-                "request_timeout": 15,
-                # /health asks the backends on every call (no stale cache),
-                # and a 404 cools a deployment down for 1 s only.
-                "health_check_interval": 0,
-                "cooldown_time": 1,
-            }
-        )
-        assert litellm_config.check_settings(settings) == []
-        self.config = workdir / "config.yaml"
-        self.config.write_text(litellm_config.config_text(settings))
-        self.log = workdir / "litellm.log"
-        env = {
-            "PATH": f"{venv}/bin:/usr/bin:/bin",
-            "HOME": str(workdir),
-            "LITELLM_MASTER_KEY": self.key,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "OLLAMA_API_BASE": backends[0],
-            "LITELLM_MODE": "PRODUCTION",
-            "LITELLM_LOG": "ERROR",
-            "LITELLM_TELEMETRY_DISABLED": "true",
-            "NO_COLOR": "1",
+def start_gateway(venv, workdir, backends):
+    """The proxy of these tests (1 worker) in front of ``backends``, started and ready
+    (``ready_after``: its seconds to ready); bench/smoke.py uses it too."""
+    settings = merged(
+        {
+            "bind_host": "127.0.0.1",
+            "bind_port": free_port(),
+            "backends": backends,
+            "models": MODELS,
+            "master_key": "sk-" + secrets.token_hex(24),
+            "request_timeout": 15,
+            # /health asks the backends on every call (no stale cache),
+            # and a 404 cools a deployment down for 1 s only.
+            "health_check_interval": 0,
+            "cooldown_time": 1,
         }
-        argv = [str(venv / "bin" / "litellm"), "--config", str(self.config), "--host", "127.0.0.1",
-                "--port", str(self.port), "--num_workers", "1"]
-        with open(self.log, "wb") as log_file:
-            self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        self.started = time.monotonic()
-        self.ready_after = self.wait_ready()
-
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(self.url + "/health/readiness", timeout=2) as response:
-                    if response.status == 200:
-                        return round(time.monotonic() - self.started, 1)
-            except OSError:
-                pass
-            time.sleep(0.25)
-        tail = self.log.read_text(errors="replace")[-3000:]
-        self.stop()
-        raise RuntimeError(f"LiteLLM not ready (rc={self.proc.returncode}):\n{tail}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def stubs():
-    pair = [Stub("llm01"), Stub("llm02")]
-    yield pair
-    for stub in pair:
-        stub.stop()
+    )
+    gateway = LiteLLM(venv, workdir, settings).start()
+    gateway.wait_ready()
+    return gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(stubs, tmp_path_factory):
-    venv = ensure_venv()
-    gw = Gateway(venv, tmp_path_factory.mktemp("litellm"), [s.url for s in stubs])
+    gw = start_gateway(ensure_venv(), tmp_path_factory.mktemp("litellm"), [s.url for s in stubs])
     print(f"\nLiteLLM ready after {gw.ready_after} s")
     yield gw
     gw.stop()

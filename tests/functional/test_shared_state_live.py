@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import REPO, SALT_UTILS, load_salt_module, merged
-from tests.functional.test_litellm_smoke_live import READY_TIMEOUT, Stub, ensure_venv, free_port
+from tests.functional.conftest import LiteLLM, ensure_venv, free_port
 
 litellm_config = load_salt_module("modules", "litellm_config")
 HOOK = REPO / "salt" / "litellm" / "files" / "litellm_client_keys.py"
@@ -83,50 +82,21 @@ def _try(func):
         return b""
 
 
-@pytest.fixture(scope="module")
-def stubs():
-    pair = [Stub("llm01"), Stub("llm02")]
-    yield pair
-    for stub in pair:
-        stub.stop()
-
-
-class Gateway:
-    """One LiteLLM proxy with the formula's config and env; stopped by PID."""
+class Gateway(LiteLLM):
+    """One LiteLLM proxy with the formula's config and env, and the client-key
+    hook, its table (with the smoke key's entry) and the smoke key laid out as
+    the formula does."""
 
     def __init__(self, venv, workdir, settings, env_extra):
-        self.key = settings["master_key"]
-        self.port = settings["bind_port"]
         workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        config = workdir / "config.yaml"
-        config.write_text(litellm_config.config_text(settings))
-        # the client-key hook, its table (with the smoke key's entry) and the smoke key, as the formula lays them out
         (workdir / "litellm_client_keys.py").write_text(HOOK.read_text())
         (workdir / "smoke-key").write_text(SMOKE_KEY + "\n")
         os.chmod(workdir / "smoke-key", 0o600)
-        self.settings = settings
-        self.write_table()
         self.runtime = workdir / "run"
         self.runtime.mkdir(exist_ok=True)
-        self.log = workdir / "litellm.log"
-        env = {
-            "PATH": f"{venv}/bin:/usr/bin:/bin",
-            "HOME": str(workdir),
-            "LITELLM_MASTER_KEY": self.key,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "OLLAMA_API_BASE": settings["backends"][0],
-            "LITELLM_MODE": "PRODUCTION",
-            "LITELLM_LOG": "ERROR",
-            "LITELLM_TELEMETRY_DISABLED": "true",
-            "RUNTIME_DIRECTORY": str(workdir / "run"),  # as systemd gives it: the hook's status files
-            **env_extra,
-        }
-        argv = [str(venv / "bin" / "litellm"), "--config", str(config), "--host", "127.0.0.1",
-                "--port", str(self.port), "--num_workers", "1"]
-        with open(self.log, "wb") as log_file:
-            self.proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        # RUNTIME_DIRECTORY as systemd gives it: the hook's status files
+        super().__init__(venv, workdir, settings, dict(env_extra, RUNTIME_DIRECTORY=str(self.runtime)))
+        self.write_table()
 
     def write_table(self, extra=None):
         smoke = SALT_UTILS.litellm_smoke_keys.table_entry(SMOKE_KEY, MODELS[0]["name"], SMOKE_LIMITS)
@@ -134,17 +104,6 @@ class Gateway:
         tmp = self.workdir / ".client-keys.json.new"
         tmp.write_text(litellm_config.key_table_text(dict(self.settings, keys=keys)))
         os.replace(tmp, self.workdir / "client-keys.json")
-
-    def wait_ready(self):
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.request("GET", "/health/readiness")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"LiteLLM not ready:\n{self.log.read_text(errors='replace')[-3000:]}")
 
     def request(self, method, path, body=None, key=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -159,15 +118,6 @@ class Gateway:
     def chat(self, model, text, key=None):
         return self.request("POST", "/v1/chat/completions",
                             {"model": model, "messages": [{"role": "user", "content": text}]}, key)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
 
 
 def make_pair(workdir, stubs, redis=None):
@@ -193,9 +143,7 @@ def make_pair(workdir, stubs, redis=None):
         if redis:
             layer["redis"] = {"host": "127.0.0.1", "port": redis["port"], "password": redis["password"]}
             env["REDIS_PASSWORD"] = redis["password"]
-        settings = merged(layer)
-        assert litellm_config.check_settings(settings) == []
-        gateways.append(Gateway(venv, workdir / name, settings, env))
+        gateways.append(Gateway(venv, workdir / name, merged(layer), env).start())
     return gateways
 
 

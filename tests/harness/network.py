@@ -9,14 +9,16 @@ uplinks, and a link that can be cut (loopback only) and restored.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import random
 import socket
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .common import flock, run_cmd, tool
+from .common import HarnessError, flock, run_cmd, tool
 
 #: every veth host gets a /30 out of this /16: .1 on the machine, .2 in the host
 NET_PREFIX = "10.231"
@@ -25,18 +27,41 @@ _NET_LOCK = "net.lock"
 _MAX_NETS = 16384
 
 
+#: the ports free_port hands out: below the kernel's ephemeral range (32768-60999),
+#: so no outgoing connection takes one between its choice and its bind
+PORT_RANGE = (20000, 32000)
+#: one lock file a port: the process that holds its flock has the port
+PORT_LOCKS = Path(os.environ.get("LITELLM_HARNESS_PORT_LOCKS", "/run/lock/litellm-salt-ports"))
+_HELD_PORTS: dict[int, Any] = {}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on host right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on host now and reserved for this process while it
+    lives: concurrent test runs (xdist workers, several worktrees) never get the
+    same one, however long before its bind the port was chosen."""
+    PORT_LOCKS.mkdir(parents=True, exist_ok=True)
+    low, high = PORT_RANGE
+    start = random.randrange(low, high)
+    for offset in range(high - low):
+        port = low + (start - low + offset) % (high - low)
+        if port in _HELD_PORTS or port_in_use(port, host):
+            continue
+        handle = open(PORT_LOCKS / str(port), "a")  # held (and so the port) while this process lives
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        _HELD_PORTS[port] = handle
+        return port
+    raise HarnessError(f"no free port in {low}-{high} on {host}")
 
 
-def port_in_use(port: int) -> bool:
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((host, port))
         except OSError:
             return True
     return False

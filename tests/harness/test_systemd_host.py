@@ -26,6 +26,8 @@ from tests.harness.ssh import ssh_argv
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+#: what the harness appends to every machine (and so host) name
+SUFFIX = os.environ.get("LITELLM_HARNESS_SUFFIX", "")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,14 +94,14 @@ def test_system_is_running(host):
 
 
 def test_hostname(host):
-    assert host.run("hostname").stdout.strip() == "harness-t1"
+    assert host.run("hostname").stdout.strip() == host.name == "harness-t1" + SUFFIX
 
 
 def test_own_hostname_resolves(host):
     """debootstrap writes no /etc/hosts line for the host's name; the harness does (else preflight: NO-GO)."""
-    assert host.run(["getent", "hosts", "harness-t1"]).stdout.split() == ["127.0.1.1", "harness-t1"]
+    assert host.run(["getent", "hosts", host.name]).stdout.split() == ["127.0.1.1", host.name]
     fqdn = host.run(["python3", "-c", "import socket; print(socket.getfqdn())"]).stdout.strip()
-    assert fqdn == "harness-t1"
+    assert fqdn == host.name
 
 
 def test_ssh_as_root_with_key(host):
@@ -251,7 +253,7 @@ def test_cli_build_up_down(rootfs, tmp_path):
             timeout=60,
             check=False,
         )
-        assert ssh.stdout.strip() == "harness-cli", ssh.stderr
+        assert ssh.stdout.strip() == "harness-cli" + SUFFIX, ssh.stderr
         down = _cli("down", "--workdir", str(wd), timeout=120)
         assert down.returncode == 0, down.stderr
         assert proc.wait(timeout=60) == 0
@@ -305,7 +307,7 @@ def test_veth_host_has_its_own_address_nat_and_a_cuttable_link(rootfs, tmp_path)
         addrs = h.run(["ip", "-o", "-4", "addr", "show", "eth0"]).stdout
         assert f"{h.address}/30" in addrs
         # sshd listens on the host's own address, not on the machine's loopback
-        assert h.ssh(["hostname"]).stdout.strip() == "harness-veth"
+        assert h.ssh(["hostname"]).stdout.strip() == h.name == "harness-veth" + SUFFIX
         assert f"{h.address}:22" in h.run(["ss", "-Htln"]).stdout
         # the host reaches a server on the machine's side of the veth pair
         server = http.server.ThreadingHTTPServer((h.gateway, 0), http.server.SimpleHTTPRequestHandler)

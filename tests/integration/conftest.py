@@ -4,9 +4,9 @@ servers on loopback, and the formula applied with salt-ssh (from the host,
 through the container's sshd) and salt-call --local (inside the container).
 """
 
+import contextlib
 import copy
 import json
-import os
 import shutil
 import sys
 import time
@@ -16,7 +16,7 @@ import salt.utils.yaml
 
 from tests.conftest import REPO
 from tests.harness import site
-from tests.harness.systemd_host import SystemdHost, build_rootfs
+from tests.harness.systemd_host import SystemdHost, build_rootfs, check_prerequisites
 
 sys.path.insert(0, str(REPO / "tests"))
 import ollama_stub  # noqa: E402
@@ -37,14 +37,11 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def require_real_host():
     """Fail loudly (never skip) when the machine cannot run a systemd host."""
-    problems = []
-    if os.geteuid() != 0:
-        problems.append("not root")
-    for tool in ("systemd-nspawn", "debootstrap", "nsenter", "ssh", "gpg"):
-        if not shutil.which(tool):
-            problems.append(f"{tool} missing (run scripts/bootstrap.sh)")
+    problems = check_prerequisites(need_build=True)
+    if not shutil.which("gpg"):
+        problems.append("gpg not found (apt-get install gnupg)")
     if problems:
-        pytest.fail("integration tests need a real systemd host: " + ", ".join(problems), pytrace=False)
+        pytest.fail("integration tests need a real systemd host: " + "; ".join(problems), pytrace=False)
 
 
 class Backends:
@@ -147,31 +144,33 @@ def rootfs(require_real_host):
     return build_rootfs()
 
 
-def start_gateway_host(rootfs, name, pillar_dir, gpg_home, workdir):
+@contextlib.contextmanager
+def gateway_host(rootfs, name, pillar_dir, gpg_home, workdir=None, **options):
     """A booted systemd host of ``rootfs`` with the formula, the site's pillar and
-    GPG home bound in read-only, and salt-call --local's minion config."""
+    GPG home bound in read-only, and salt-call --local's minion config; stopped
+    on the way out. ``options`` go to SystemdHost (network, nat, ...)."""
     binds = {
         str(REPO): FORMULA_IN_HOST,
         str(pillar_dir): PILLAR_IN_HOST,
         str(gpg_home): GPG_IN_HOST,
     }
-    systemd_host = SystemdHost(rootfs, name=name, binds_ro=binds, workdir=workdir)
+    systemd_host = SystemdHost(rootfs, name=name, binds_ro=binds, workdir=workdir, **options)
     systemd_host.start()
     try:
         minion = site.minion_config(FORMULA_IN_HOST, PILLAR_IN_HOST, GPG_IN_HOST)
         systemd_host.run(["mkdir", "-p", MINION_CONF_IN_HOST])
         systemd_host.run(["tee", f"{MINION_CONF_IN_HOST}/minion"], input=salt.utils.yaml.safe_dump(minion))
-    except BaseException:
+        yield systemd_host
+    finally:
         systemd_host.stop()
-        raise
-    return systemd_host
 
 
 @pytest.fixture(scope="session")
 def host(rootfs, test_site, gpg_home, site_dir):
-    systemd_host = start_gateway_host(rootfs, "litellm-gw", test_site.pillar_dir, gpg_home, site_dir / "host")
-    yield systemd_host
-    systemd_host.stop()
+    """The session's gateway host. Every module that uses it leaves it bare
+    (nothing of the formula on it): under xdist any module may come next."""
+    with gateway_host(rootfs, "litellm-gw", test_site.pillar_dir, gpg_home, site_dir / "host") as systemd_host:
+        yield systemd_host
 
 
 @pytest.fixture(scope="session")

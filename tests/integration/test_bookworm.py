@@ -21,7 +21,7 @@ from tests.harness import site
 from tests.harness.systemd_host import build_rootfs, rootfs_meta
 
 from . import test_deploy
-from .conftest import Site, make_applier, make_controller, start_gateway_host
+from .conftest import Site, gateway_host, make_applier, make_controller
 from .test_deploy import (  # noqa: F401 - collected here, on bookworm
     deployed,
     test_cold_deploy_converges_and_the_service_runs_as_litellm,
@@ -55,9 +55,8 @@ def test_site(workdir, gpg_home, master_key, backends):
 
 @pytest.fixture(scope="module")
 def host(rootfs, test_site, gpg_home, workdir):
-    systemd_host = start_gateway_host(rootfs, "litellm-bookworm", test_site.pillar_dir, gpg_home, workdir / "host")
-    yield systemd_host
-    systemd_host.stop()
+    with gateway_host(rootfs, "litellm-bookworm", test_site.pillar_dir, gpg_home, workdir / "host") as systemd_host:
+        yield systemd_host
 
 
 @pytest.fixture(scope="module")

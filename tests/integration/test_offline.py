@@ -29,16 +29,14 @@ import salt.utils.yaml
 
 from tests.conftest import REPO
 from tests.harness import mirror, site
-from tests.harness.systemd_host import SystemdHost, build_rootfs, rootfs_meta
+from tests.harness.systemd_host import rootfs_meta
 
 from .conftest import (
     FORMULA_IN_HOST,
-    GPG_IN_HOST,
-    MINION_CONF_IN_HOST,
-    PILLAR_IN_HOST,
     TARGET,
     Applier,
     Site,
+    gateway_host,
     journal_cursor,
     ollama_stub,
     service_show,
@@ -225,20 +223,12 @@ def pillar_dir(work):
 
 
 @pytest.fixture(scope="module")
-def host(require_real_host, pillar_dir, gpg):
+def host(rootfs, pillar_dir, gpg):
     """A systemd host whose only way out is the machine's end of its veth pair."""
-    binds = {str(REPO): FORMULA_IN_HOST, str(pillar_dir): PILLAR_IN_HOST, str(gpg): GPG_IN_HOST}
     # No workdir: the default work root holds the lock that numbers veth networks
     # for every test run on this machine.
-    systemd_host = SystemdHost(build_rootfs(), "litellm-offline", binds_ro=binds, network="veth", nat=False)
-    systemd_host.start()
-    try:
-        minion = site.minion_config(FORMULA_IN_HOST, PILLAR_IN_HOST, GPG_IN_HOST)
-        systemd_host.run(["mkdir", "-p", MINION_CONF_IN_HOST])
-        systemd_host.run(["tee", f"{MINION_CONF_IN_HOST}/minion"], input=salt.utils.yaml.safe_dump(minion))
+    with gateway_host(rootfs, "litellm-offline", pillar_dir, gpg, network="veth", nat=False) as systemd_host:
         yield systemd_host
-    finally:
-        systemd_host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -230,15 +230,21 @@ def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site
     apply.salt_ssh("state.apply", "litellm").assert_ok()
     gateway_request(gateway_port, "POST", "/v1/chat/completions", key=test_site.master_key,
                     body=_chat_body(test_site))
-    time.sleep(1)
-    out = host.run(["journalctl", "_SYSTEMD_UNIT=litellm.service", "--after-cursor", cursor, "--no-pager", "-o", "cat"])
-    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    access = '"POST /v1/chat/completions HTTP/1.1" 200'
+    deadline = time.monotonic() + 20  # the access line reaches the journal after the response (slower under load)
+    while True:
+        out = host.run(["journalctl", "_SYSTEMD_UNIT=litellm.service", "--after-cursor", cursor, "--no-pager",
+                        "-o", "cat"])
+        lines = [line for line in out.stdout.splitlines() if line.strip()]
+        if any(access in line for line in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     # LiteLLM prints its banner with print() while each worker starts; every log record, and everything
     # once the last worker is up, is one JSON object
     started = max(i for i, line in enumerate(lines) if '"Application startup complete."' in line)
     records = [json.loads(line) for line in lines[started:]]
     assert all(isinstance(item, dict) and {"message", "level", "timestamp"} <= set(item) for item in records)
-    assert any('"POST /v1/chat/completions HTTP/1.1" 200' in item["message"] for item in records), lines[-5:]
+    assert any(access in item["message"] for item in records), lines[-5:]
     early = [line for line in lines[:started] if line.lstrip().startswith("{")]
     assert early and all(json.loads(line)["level"] for line in early)
     assert not any("Give Feedback" in line for line in lines)

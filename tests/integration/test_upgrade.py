@@ -21,9 +21,14 @@ def _installed_version(host):
 
 @pytest.fixture(scope="module")
 def deployed(apply, host, test_site):
-    """The gateway on the default pinned version (earlier modules may have cleaned it)."""
+    """The gateway on the default pinned version, from a bare host; bare again at the end
+    (every module on the session host leaves it bare: under xdist any module may come next)."""
+    original = copy.deepcopy(test_site.settings)
     apply.salt_ssh("state.apply", "litellm").assert_ok()
     assert _installed_version(host) == test_site.settings.get("version", "1.108.7")
+    yield
+    test_site.write(original)
+    apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
 
 
 SWITCH = ["litellm-package-install-venv-installed", "litellm-service-running-service-running"]
