@@ -185,7 +185,8 @@ def test_validate_and_render_over_salt_ssh_and_salt_call(steps):
     for call in (steps.apply.salt_ssh, steps.apply.salt_call):
         assert no_traceback(call("litellm_config.validate")).data == {"valid": True, "errors": []}
         run = no_traceback(call("litellm_config.render"))
-        assert run.data["valid"] is True and {"config", "env", "keys", "unit", "socket"} <= set(run.data), run.text[-2000:]
+        assert run.data["valid"] is True, run.text[-2000:]
+        assert {"config", "env", "keys", "unit", "socket"} <= set(run.data), run.text[-2000:]
         assert f"ListenStream=127.0.0.1:{steps.port}" in run.data["socket"] and "--fd 3" in run.data["unit"]
         assert "chat-small" in run.data["config"]
         assert steps.key not in run.text
