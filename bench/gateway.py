@@ -16,10 +16,11 @@ them; the table gives medians over the rounds (and the spread of req/s):
   default router settings; its env has only what LiteLLM needs offline
   (LITELLM_LOCAL_MODEL_COST_MAP, OLLAMA_API_BASE).
 * ``formula``: the deployed ``litellm.service`` as the formula's defaults
-  render it (config, env, hardened unit, ExecStart flags).
+  render it (config, env, hardened unit, uvicorn under the launcher on
+  litellm.socket).
 * with ``--sweep``: candidates for the defaults, each a copy of the deployed
-  unit with only its ExecStart flags (and port) changed (uvicorn/gunicorn,
-  workers, worker recycling).
+  unit with only its uvicorn flags changed (workers, worker recycling),
+  listening on its own port instead of the socket.
 
 Per variant: start to ready; per round, overhead at concurrency 1
 (sequential keep-alive requests through the gateway minus the median of the
@@ -76,20 +77,22 @@ WINDOWS = 5  # --client-key: wrk windows per key and round, alternating
 CHAT = {"model": "chat-small", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def flags(server, workers, recycle=0):
-    parts = [f"--num_workers {workers}"]
-    if server == "gunicorn":
-        parts.append("--run_gunicorn")
+def flags(workers, recycle=0):
+    """uvicorn options of a candidate (the unit runs uvicorn under the formula's launcher)."""
+    parts = [f"--workers {workers}"]
     if recycle:
-        parts.append(f"--max_requests_before_restart {recycle} --max_requests_before_restart_jitter {recycle // 10}")
+        parts.append(f"--limit-max-requests {recycle} --limit-max-requests-jitter {recycle // 10}")
     return " ".join(parts)
 
 
+def workers_in(exec_line):
+    return int(re.search(r"--workers (\d+)", exec_line).group(1))
+
+
 SWEEP = [
-    ("uvicorn x1", flags("uvicorn", 1)),
-    ("uvicorn x3", flags("uvicorn", 3)),
-    ("gunicorn x2", flags("gunicorn", 2)),
-    ("uvicorn x2, recycle 10k", flags("uvicorn", 2, RECYCLE)),
+    ("uvicorn x1", flags(1)),
+    ("uvicorn x3", flags(3)),
+    ("uvicorn x2, recycle 10k", flags(2, RECYCLE)),
 ]
 
 
@@ -282,14 +285,17 @@ def make_variants(site, sweep):
 
     variants.append(Variant("stock: litellm --config (1 uvicorn worker, default logging)", "litellm-stock",
                             f"http://127.0.0.1:{stock_port}", stock_start, stock_stop))
-    formula_flags = re.search(r"(--num_workers.*)$", exec_line).group(1)
-    variants.append(Variant(f"formula defaults ({formula_flags})", "litellm", site.url,
-                            lambda: host.run(["systemctl", "start", "litellm"]),
-                            lambda: host.run(["systemctl", "stop", "litellm"])))
+    variants.append(Variant(f"formula defaults ({workers_in(exec_line)} uvicorn workers, on litellm.socket)",
+                            "litellm", site.url,
+                            lambda: host.run(["systemctl", "start", "litellm.socket", "litellm"]),
+                            lambda: host.run(["systemctl", "stop", "litellm.socket", "litellm"])))
     for index, (label, extra) in enumerate(sweep or []):
         unit, port = f"litellm-sweep{index}", next(ports)
-        line = re.sub(r"--port \d+", f"--port {port}", re.sub(r"--num_workers.*$", extra, exec_line))
-        host.run(["tee", f"/etc/systemd/system/{unit}.service"], input=deployed.replace(exec_line, line))
+        # a candidate listens itself (no socket unit): the launcher takes uvicorn's --host/--port
+        line = re.sub(r"--workers \d+", extra, exec_line.replace("--fd 3", f"--host 127.0.0.1 --port {port}"))
+        text = "\n".join(row for row in deployed.replace(exec_line, line).splitlines()
+                         if not row.startswith(("Requires=litellm.socket", "After=litellm.socket")))
+        host.run(["tee", f"/etc/systemd/system/{unit}.service"], input=text + "\n")
 
         def start(unit=unit):
             host.run(["systemctl", "daemon-reload"])
@@ -411,7 +417,7 @@ def client_key_main(args):
         site.salt_ssh("state.apply", "litellm").assert_ok("the deploy")
         flags_line = next(line for line in site.host.run(["cat", "/etc/systemd/system/litellm.service"])
                           .stdout.splitlines() if line.startswith("ExecStart="))
-        print(f"deployed in {time.monotonic() - t0:.0f} s; {flags_line.split('--num_workers')[-1].strip()} "
+        print(f"deployed in {time.monotonic() - t0:.0f} s; {workers_in(flags_line)} "
               f"worker(s); {site.host.run(['nproc']).stdout.strip()} cores", flush=True)
         keys = {"master key": site.master_key, "client key": client_key}
         for key in keys.values():
@@ -457,7 +463,7 @@ def main(argv=None):
     with BenchSite("gateway", settings={"health_check_interval": 300}) as site, \
             tempfile.TemporaryDirectory() as workdir:
         site.salt_ssh("state.apply", "litellm").assert_ok("the deploy")
-        site.host.run(["systemctl", "stop", "litellm"])
+        site.host.run(["systemctl", "stop", "litellm.socket", "litellm"])
         print(f"deployed in {time.monotonic() - t0:.0f} s; {site.host.run(['nproc']).stdout.strip()} cores",
               flush=True)
         variants = make_variants(site, SWEEP if args.sweep else None)
