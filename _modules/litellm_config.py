@@ -96,6 +96,30 @@ def local_url(bind_host, bind_port):
     return __utils__["litellm_settings.local_url"](bind_host, bind_port)
 
 
+def edge(settings):
+    """
+    The gateway's edge for the merged settings (no secret in it): uvicorn's
+    TLS arguments (``tls_args``, [] without TLS), the TLS file paths, the
+    metrics environment of the service, the scrape endpoint's argv, the
+    script that writes its info metric, and the workers' metrics directory.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.edge '{...merged settings...}'
+    """
+    edge_utils = _loaded(__utils__)
+    return {
+        "tls_args": edge_utils["litellm_edge.tls_uvicorn_args"](settings),
+        "tls_files": edge_utils["litellm_edge.tls_files"](settings),
+        "metrics_env": edge_utils["litellm_edge.metrics_env"](settings),
+        "metrics_argv": edge_utils["litellm_edge.metrics_argv"](settings),
+        "info_script": edge_utils["litellm_edge.info_script"](settings),
+        "multiproc_dir": edge_utils["litellm_edge.multiproc_dir"](settings),
+    }
+
+
 def build_config(settings):
     """
     The LiteLLM config as a dict: one model_list entry per model x backend.

@@ -12,6 +12,9 @@
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
+{%- set public_tls = (litellm.get('tls') or {}).copy() %}
+{%- do public_tls.pop('key', None) %}
+{%- do public.update({'tls': public_tls}) %}
 {%- do public.pop('keys', None) %}
 
 include:
@@ -51,6 +54,11 @@ litellm-service-running-service-running:
       - file: litellm-config-file-config-managed
       - file: litellm-config-file-env-managed
       - file: litellm-config-file-auth-hook-managed
+{%- if litellm.tls.enabled %}
+      # a renewed certificate or key is a change like any other: one restart
+      - file: litellm-config-file-tls-certificate-managed
+      - file: litellm-config-file-tls-key-managed
+{%- endif %}
 
 litellm-service-running-ready:
   litellm_service.ready:
