@@ -101,7 +101,8 @@ def edge(settings):
     The gateway's edge for the merged settings (no secret in it): uvicorn's
     TLS arguments (``tls_args``, [] without TLS), the TLS file paths, the
     metrics environment of the service, the scrape endpoint's argv, the
-    script that writes its info metric, and the workers' metrics directory.
+    script that writes its info metric, the workers' metrics directory and
+    the scrape URL on the host itself.
 
     CLI Example:
 
@@ -117,6 +118,7 @@ def edge(settings):
         "metrics_argv": edge_utils["litellm_edge.metrics_argv"](settings),
         "info_script": edge_utils["litellm_edge.info_script"](settings),
         "multiproc_dir": edge_utils["litellm_edge.multiproc_dir"](settings),
+        "metrics_url": edge_utils["litellm_edge.metrics_url"](settings),
     }
 
 

@@ -301,6 +301,7 @@ def run(
     chat_models="first",
     evidence_dir=None,
     timeout=30,
+    metrics_url=None,
 ):
     """
     Run every smoke check against the gateway at ``url`` and return
@@ -315,7 +316,8 @@ def run(
     When the gateway does not even accept connections the HTTP checks are
     skipped. With ``evidence_dir`` the report is also written to
     ``<evidence_dir>/smoke-<UTC time>/`` (report.json, summary.txt; 0700/0600).
-    The master key never appears in the result or the files.
+    The master key never appears in the result or the files. With
+    ``metrics_url`` (litellm:metrics) the ``metrics`` check also runs.
 
     CLI Example:
 
@@ -327,7 +329,7 @@ def run(
     """
     url, master_key, aliases, configured = _resolve(url, master_key, models, backends)
     options = {"concurrency": concurrency, "latency_requests": latency_requests, "chat_models": chat_models,
-               "timeout": timeout}
+               "timeout": timeout, "metrics_url": metrics_url}
     return _utils_call("litellm_smoke_run.run", url, master_key, aliases, configured, options, evidence_dir)
 
 

@@ -64,7 +64,8 @@ def _keyed(utils, url, master_key, aliases, configured, options):
         chat.errors(utils, url, master_key, aliases, first, timeout),
         chat.latency(utils, url, master_key, aliases, first, options["latency_requests"], timeout),
         fanout.health(utils, url, master_key, configured, timeout),
-    ]
+    ] + ([utils.litellm_smoke_metrics.metrics(utils, url, master_key, first, options["metrics_url"], timeout)]
+         if options.get("metrics_url") else [])
 
 
 def run_checks(utils, url, master_key, aliases, configured, options):

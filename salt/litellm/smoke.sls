@@ -29,6 +29,10 @@ litellm-smoke-passed:
     - concurrency: {{ litellm.smoke.concurrency }}
     - latency_requests: {{ litellm.smoke.latency_requests }}
     - chat_models: {{ litellm.smoke.chat_models }}
+{%- if litellm.metrics.enabled %}
+    # litellm:metrics: the endpoint answers without a key and counts a chat
+    - metrics_url: {{ salt['litellm_config.edge'](litellm).metrics_url | json }}
+{%- endif %}
     - evidence_dir: {{ litellm.smoke.evidence_dir or None | json }}
     # After a PASS the live config, env and venv are kept as a known-good
     # release; a FAIL after a change restores the newest one, restarts the

@@ -182,3 +182,48 @@ def test_the_tls_key_is_a_secret_for_redaction(pki_dir):
     assert settings["tls"]["key"] in secrets
     redacted = SALT_UTILS.litellm_redact.redact_text("x " + settings["tls"]["key"].splitlines()[1], secrets)
     assert settings["tls"]["key"].splitlines()[1] not in redacted
+
+
+SCRAPE = """# TYPE litellm_deployment_total_requests_total counter
+litellm_deployment_total_requests_total{api_base="http://a/api/chat",model_group="chat-small"} 3.0
+litellm_deployment_total_requests_total{api_base="http://b/api/chat",model_group="chat-small"} 2.0
+litellm_deployment_total_requests_total{api_base="http://a/api/chat",model_group="chat-large"} 7.0
+"""
+
+
+def test_smoke_metrics_counts_per_alias_over_backends():
+    assert SALT_UTILS.litellm_smoke_metrics.counted(SCRAPE, "chat-small") == 5
+    assert SALT_UTILS.litellm_smoke_metrics.counted(SCRAPE, "nope") == 0
+
+
+class FakeWeb:
+    """litellm_http's request/target over a scripted gateway: each chat adds ``step`` to the counter."""
+
+    def __init__(self, step, scrape_status=200):
+        self.count, self.step, self.scrape_status, self.seen = 0, step, scrape_status, []
+
+    def target(self, url):
+        return url
+
+    def request(self, target, method, path, timeout, master_key=None, body=None):
+        self.seen.append((target, path, master_key))
+        if path == "/metrics":
+            text = f'litellm_deployment_total_requests_total{{model_group="m"}} {self.count}\n'
+            return {"status": self.scrape_status, "body": text}
+        self.count += self.step
+        return {"status": 200, "body": "{}"}
+
+
+@pytest.mark.parametrize("step, scrape_status, status, words", [
+    (1, 200, "pass", "counted"),
+    (0, 200, "fail", "was not counted"),
+    (1, 401, "fail", "401"),
+])
+def test_smoke_metrics_check(monkeypatch, step, scrape_status, status, words):
+    smoke_metrics = SALT_UTILS.litellm_smoke_metrics
+    monkeypatch.setattr(smoke_metrics, "COUNT_DEADLINE", 0.5)
+    web = FakeWeb(step, scrape_status)
+    utils = SimpleNamespace(litellm_smoke_parse=SALT_UTILS.litellm_smoke_parse, litellm_http=web)
+    result = smoke_metrics.metrics(utils, "http://gw:4000", "sk-master", "m", "http://127.0.0.1:4001/metrics", 5)
+    assert result["status"] == status and words in result["detail"], result
+    assert all(key is None for _, path, key in web.seen if path == "/metrics")  # the scrape holds no key
