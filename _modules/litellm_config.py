@@ -253,7 +253,7 @@ def render(settings=None, saltenv="base"):
     Render, without touching the host, the files the formula would write for
     the current pillar (or the given ``settings``): ``config`` (config.yaml),
     ``env`` (litellm.env, master key redacted), ``keys`` (client-keys.json:
-    hashes, never keys) and ``unit`` (the systemd unit), plus the validation
+    hashes, never keys), ``unit`` and ``socket`` (the systemd units), plus the validation
     ``errors``. Nothing is rendered when the settings are invalid.
 
     CLI Example:
@@ -275,6 +275,7 @@ def render(settings=None, saltenv="base"):
         "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
         "keys": key_table_text(settings),
         "unit": _render_template("litellm.service.jinja", settings, saltenv),
+        "socket": _render_template("litellm.socket.jinja", settings, saltenv),
     }
 
 

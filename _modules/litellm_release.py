@@ -9,8 +9,10 @@ file holds the master key, so the store is root 0700 and its files root
 0600). Venv releases that no kept release and no rollback needs are removed.
 
 Rolling back restores a kept release (files atomically, the venv symlink
-swapped) and restarts the service only when the running process loaded what
-is being replaced, then waits for readiness. No return value or log line ever
+swapped) and puts it live only when the serving workers loaded what is being
+replaced, the way a deploy does (``litellm_service.apply_change``: a rolling
+reload for files, a restart behind the held socket for a venv), then waits
+for readiness. No return value or log line ever
 carries file contents.
 """
 
@@ -277,9 +279,9 @@ def _salt():
     return __salt__  # noqa: F821 - injected by the Salt loader
 
 
-def _main_process_start(service):
-    """When the service's main process started (epoch seconds), or None."""
-    return __utils__["litellm_systemd.main_process_start"](service)
+def _loaded_at(service):
+    """When the serving workers loaded the config and env (epoch seconds), or None."""
+    return _salt()["litellm_service.loaded_at"](service)
 
 
 def _replaced_at(config_dir, venv, names):
@@ -312,7 +314,8 @@ def recover(
     ``force_restart``), waits for readiness.
 
     Returns ``{"action": "rolled_back"|"none", "reason", "release",
-    "restored", "skipped", "restarted", "ready"}``; never file contents.
+    "restored", "skipped", "restarted", "path" (reload or restart, when
+    it went live), "ready"}``; never file contents.
     """
     out = {"action": "none", "reason": "", "release": None, "restored": [], "skipped": [], "restarted": False,
            "ready": None}
@@ -339,11 +342,18 @@ def recover(
     out["reason"] = f"restored {', '.join(changed) or 'nothing'} of known-good release {release['name']}"
     wait = _salt()["litellm_service.wait_ready"]
     now = _salt()["litellm_service.readiness"](url)
-    if force_restart or needs_restart(now["ready"], _main_process_start(service), replaced_at):
-        log.warning("litellm: rolled back to %s (%s), restarting %s", release["name"], ", ".join(changed), service)
-        _salt()["service.restart"](service)
+    if force_restart or needs_restart(now["ready"], _loaded_at(service), replaced_at):
+        # The same paths as a deploy: a new venv needs a new supervisor (behind
+        # the held socket), restored files only new workers (a rolling reload).
+        path = "restart" if "venv" in changed else "reload"
+        log.warning("litellm: rolled back to %s (%s), %s of %s", release["name"], ", ".join(changed), path, service)
+        change = _salt()["litellm_service.apply_change"](service, path, url=url, timeout=ready_timeout)
         out["restarted"] = True
+        out["path"] = change["path"]
+        out["main_pid"] = {"old": change["main_pid_before"], "new": change["main_pid"]}
         now = wait(url, timeout=ready_timeout)
+        if not change["ok"]:
+            now = {**now, "ready": False, "detail": change["detail"]}
     out["ready"] = {key: now.get(key) for key in ("ready", "status", "waited", "detail")}
     return out
 

@@ -60,12 +60,14 @@ def rolled_back(
         return ret
     ready = out["ready"] or {}
     ret["changes"] = {
-        "rollback": {"release": out["release"], "restored": out["restored"], "restarted": out["restarted"]}
+        "rollback": {"release": out["release"], "restored": out["restored"], "restarted": out["restarted"],
+                     "path": out.get("path")}
     }
     lines = [f"ROLLED BACK {name} to known-good release {out['release']}: {out['reason']}"]
     lines += [f"- not restored: {item}" for item in out["skipped"]]
     if ready.get("ready"):
-        how = f"restarted, ready after {ready.get('waited')} s" if out["restarted"] else "not restarted: still ready"
+        how = (f"{out.get('path', 'restart')} done, ready after {ready.get('waited')} s" if out["restarted"]
+               else "not restarted: still ready")
         lines.append(f"{name} serves the known-good release again ({how})")
     else:
         ret["result"] = False

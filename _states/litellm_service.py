@@ -51,3 +51,90 @@ def ready(name, host="127.0.0.1", port=4000, timeout=180):
         f"See: journalctl -u {name}"
     )
     return ret
+
+
+def _systemctl(*args):
+    return __salt__["cmd.run_all"](["systemctl", *args], python_shell=False, ignore_retcode=True)
+
+
+def _is(kind, unit):
+    return _systemctl(f"is-{kind}", unit).get("stdout", "").strip()
+
+
+def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(), restart_on=(),
+            relisten_on=(), drain=630):
+    """
+    ``<name>.socket`` and ``<name>.service`` enabled and running (the socket
+    first: it holds the listener), and a change of this run put live along
+    the cheapest safe path: when one of ``watched`` (state IDs this state
+    requires) changed, a relisten if one of ``relisten_on`` (the socket unit)
+    changed, a restart behind the held socket if one of ``restart_on`` (the
+    venv, the service unit, the launcher) changed, else a rolling reload
+    (config, env, hook). The comment and ``changes:path`` say which ran.
+
+    (Not a ``watch``: salt-ssh compiles requisites on the controller, which
+    has no custom ``mod_watch``; this state reads Salt's ``__running__``.)
+
+    .. code-block:: yaml
+
+        litellm-service-running-service-running:
+          litellm_service.running:
+            - name: litellm
+            - workers: 2
+            - watched: [litellm-config-file-config-managed, ...]
+            - restart_on: [litellm-service-running-unit-file-managed]
+            - relisten_on: [litellm-service-running-socket-file-managed]
+            - require: [...]   # every watched state
+    """
+    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    socket, service = f"{name}.socket", f"{name}.service"
+    todo = [unit for unit in (socket, service) if _is("enabled", unit) != "enabled"]
+    socket_active = _is("active", socket) == "active"
+    service_active = _is("active", service) == "active"
+    unit = __utils__["litellm_unit.changed_watched"]
+    changed = unit(__running__, watched)  # noqa: F821 - injected by Salt's state system
+    path = __utils__["litellm_unit.change_path"](changed, restart_on, relisten_on)
+    if not (socket_active and service_active):
+        # Never started here, or stopped: a service that binds the port itself
+        # (a unit of before the socket) is stopped first, so the socket can listen.
+        path = "restart" if socket_active else "relisten"
+    elif not changed:
+        path = None
+    if __opts__["test"]:
+        if todo or path:
+            ret["result"] = None
+            ret["comment"] = f"{name} would be enabled, started or changed along the {path or 'start'} path"
+        else:
+            ret["comment"] = f"{socket} and {service} are running"
+        return ret
+    for item in todo:
+        _systemctl("enable", item)
+        ret["changes"].setdefault("enabled", []).append(item)
+    if path is None:
+        ret["comment"] = f"{socket} and {service} are running"
+        return ret
+    ret = _go(ret, name, path, workers, host, port, (timeout, drain), started=not (socket_active and service_active))
+    if changed:
+        ret["comment"] += f" (changed: {', '.join(changed)})"
+    return ret
+
+
+def _go(ret, name, path, workers, host, port, timeouts, started=False):
+    url = __salt__["litellm_config.local_url"](host, port)
+    out = __salt__["litellm_service.apply_change"](name, path, workers=workers, url=url, timeout=timeouts[0],
+                                                   drain=timeouts[1])
+    what = {
+        "reload": "RELOADED (rolling workers, supervisor kept: no connection refused)",
+        "restart": "RESTARTED behind the held socket (connections waited in its backlog)",
+        "relisten": "RESTARTED with a new listening socket (connections refused while it was down)",
+    }[out["path"]]
+    ret["changes"]["path"] = "start" if started else out["path"]
+    ret["changes"]["main_pid"] = {"old": out["main_pid_before"], "new": out["main_pid"]}
+    ret["changes"]["workers"] = out["workers"]
+    if out["ok"]:
+        verb = "STARTED" if started else what
+        ret["comment"] = f"{name}: {verb}; {out['detail']} after {out['waited']} s, ready"
+    else:
+        ret["result"] = False
+        ret["comment"] = f"{name}: {out['path']} failed: {out['detail']}. See: journalctl -u {name}"
+    return ret

@@ -73,6 +73,7 @@ def _service_entries(add, service, unit_dir):
     name = service.get("name") if isinstance(service.get("name"), str) else ""
     if name:
         # parents=False: it goes into a directory of the system's, never one of the formula's
+        add("unit", "service:name", "service", f"{unit_dir}/{name}.socket", name=f"{name}.socket", parents=False)
         add("unit", "service:name", "service", f"{unit_dir}/{name}.service", name=f"{name}.service", parents=False)
         add("dir", "service:name", "package", f"/var/lib/{name}", what="systemd's StateDirectory")
         add("dir", "service:name", "package", f"/var/cache/{name}", what="systemd's CacheDirectory")

@@ -110,7 +110,9 @@ def removal_order(record_entries, jobs):
     return sorted(
         chosen,
         key=lambda e: (KIND_ORDER.index(e["kind"]) if e["kind"] in KIND_ORDER else len(KIND_ORDER),
-                       -len(e.get("path") or "") if e["kind"] == "parent" else 0),
+                       -len(e.get("path") or "") if e["kind"] == "parent" else 0,
+                       # a socket before its service: a connection could start the stopped service again
+                       0 if str(e.get("name", "")).endswith(".socket") else 1),
     )
 
 

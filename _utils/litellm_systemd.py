@@ -60,6 +60,11 @@ def unit_settings(text):
             result["group"] = line.split("=", 1)[1].strip()
         elif line.startswith("ExecStart="):
             result.update(_exec_start(line.split("=", 1)[1]))
+        elif line.startswith("Environment="):
+            result.update(_environment(line.split("=", 1)[1]))
+        elif line.startswith("X-LiteLLM-Listen="):
+            host, _, port = line.split("=", 1)[1].strip().rpartition(":")
+            result.update(bind_host=host.strip("[]"), bind_port=port)
     if "bind_port" in result:
         try:
             result["bind_port"] = int(result["bind_port"])
@@ -74,9 +79,20 @@ def _exec_start(value):
     except ValueError:
         return {}
     found = {}
-    if argv and argv[0].endswith("/bin/litellm"):
-        found["venv"] = argv[0][: -len("/bin/litellm")]
+    for program in ("/bin/litellm", "/bin/python"):
+        if argv and argv[0].endswith(program):
+            found["venv"] = argv[0][: -len(program)]
     for flag, key in (("--config", "config"), ("--host", "bind_host"), ("--port", "bind_port")):
         if flag in argv[:-1]:
             found[key] = argv[argv.index(flag) + 1]
     return found
+
+
+def _environment(value):
+    """CONFIG_FILE_PATH of an Environment= line (the unit that runs uvicorn directly)."""
+    try:
+        pairs = [item.split("=", 1) for item in shlex.split(value) if "=" in item]
+    except ValueError:
+        return {}
+    paths = [path for key, path in pairs if key == "CONFIG_FILE_PATH"]
+    return {"config": paths[-1]} if paths else {}

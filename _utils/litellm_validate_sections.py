@@ -10,9 +10,9 @@ import re
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
-SERVERS = ("gunicorn", "uvicorn")
+SERVERS = ("uvicorn",)
 SERVICE_KEYS = {"name", "user", "group", "workers", "server", "max_requests", "log_level", "log_format",
-                "ready_timeout"}
+                "ready_timeout", "graceful_timeout", "worker_ready_timeout", "keep_alive_timeout"}
 PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----")
 CA_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -145,7 +145,16 @@ def check_service(utils, errors, service):
     if workers != "auto" and (not v.is_int(workers) or not 1 <= workers <= 64):
         errors.append(f"litellm:service:workers: must be auto or an integer from 1 to 64, got {v.describe(workers)}")
     v.check_int(errors, "service:ready_timeout", service.get("ready_timeout"), 5, 3600)
-    if service.get("server", "uvicorn") not in SERVERS:
+    for key, low, high in (("graceful_timeout", 1, 86400), ("worker_ready_timeout", 5, 3600),
+                           ("keep_alive_timeout", 1, 3600)):
+        if key in service:
+            v.check_int(errors, f"service:{key}", service[key], low, high)
+    if service.get("server") == "gunicorn":
+        errors.append(
+            "litellm:service:server: gunicorn is no longer offered: the unit runs uvicorn's supervisor, "
+            "which reloads a change without refusing a request (README, Day 2); use uvicorn"
+        )
+    elif service.get("server", "uvicorn") not in SERVERS:
         errors.append(
             f"litellm:service:server: must be one of {', '.join(SERVERS)}, got {v.describe(service.get('server'))}"
         )

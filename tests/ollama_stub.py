@@ -10,6 +10,9 @@ Not part of Ollama, under ``/_stub/``:
   POST /_stub/reset   -> zero the counters
   GET|POST /_stub/config -> read / change {"models", "delay_ms", "fail_status"}
 
+A chat or generate whose last user text is "slowstream N" streams N pieces,
+one a second (long streams for the reload tests).
+
 CLI: python tests/ollama_stub.py --port 0 --name llm01 --models a:1b,b:7b
 """
 import argparse
@@ -142,15 +145,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status, message):
         self._send(status, {"error": message})
 
-    def _stream(self, objs):
+    def _stream(self, objs, interval=0.0):
         # Ollama streams NDJSON with chunked transfer encoding, one object per chunk.
         self.send_response(200)
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for obj in objs:
+        for index, obj in enumerate(objs):
+            if interval and index:
+                time.sleep(interval)
             data = json.dumps(obj).encode() + b"\n"
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
     def _dispatch(self, method):
@@ -278,6 +284,10 @@ class _Handler(BaseHTTPRequestHandler):
         short = said if len(said) <= 60 else said[:57] + "..."
         text = f"Hello from {self.server.stub.name}: you said {short}"
         pieces = re.findall(r"\S+\s*", text)  # words keep their trailing space
+        # "slowstream N": N pieces, one a second (a long stream, for reload tests)
+        slow = re.match(r"slowstream (\d+)$", said)
+        if slow:
+            pieces = [f"tick{i} " for i in range(int(slow.group(1)))]
         n_prompt = max(1, len(said.split()))
         chunks = [{**head(), key: body(p), "done": False} for p in pieces]
         final = {**head(), key: body(""), "done_reason": "stop", "done": True,
@@ -287,7 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         if key == "response":
             final["context"] = list(range(1, n_prompt + len(pieces) + 1))
         if req.get("stream") is not False:  # Ollama streams unless told not to
-            self._stream(chunks + [final])
+            self._stream(chunks + [final], interval=1.0 if slow else 0.0)
         else:
             self._send(200, {**final, key: body(text)})
 

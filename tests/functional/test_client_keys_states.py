@@ -76,12 +76,13 @@ def test_a_plaintext_client_key_is_hashed_while_the_sls_renders(lowstate):
 
 def test_the_service_restarts_for_config_env_and_hook_but_not_for_the_table(lowstate):
     service = by_id(lowstate)["litellm-service-running-service-running"]
-    watched = [next(iter(w.items())) for w in service["watch"]]
-    assert ("file", "litellm-config-file-keys-managed") not in watched
-    assert ("sls", "litellm.config") not in watched
+    watched = service["watched"]
+    required = [next(iter(w.items())) for w in service["require"]]
+    assert "litellm-config-file-keys-managed" not in watched
+    assert ("sls", "litellm.config") not in required
     for state_id in ("litellm-config-file-config-managed", "litellm-config-file-env-managed",
                      "litellm-config-file-auth-hook-managed"):
-        assert ("file", state_id) in watched
+        assert state_id in watched and ("file", state_id) in required
 
 
 def test_render_gives_the_table_with_hashes_only(modules):

@@ -20,7 +20,7 @@ def test_workers_auto_is_one_per_core_bounded_by_four_and_by_memory(modules):
     workers = modules.slsutil.renderer(string=source, default_renderer="jinja|json")
     grains = modules.grains.items()
     assert workers == min(grains["num_cpus"], 4, max(1, grains["mem_total"] // 768))
-    assert f"--num_workers {workers}" in modules.litellm_config.render()["unit"]
+    assert f" --workers {workers} " in modules.litellm_config.render()["unit"]
 
 
 def test_render_gives_config_env_and_unit_without_the_key(modules):
@@ -29,8 +29,10 @@ def test_render_gives_config_env_and_unit_without_the_key(modules):
     assert "model_name: chat-small" in rendered["config"]
     assert "api_base: http://127.0.0.1:21435" in rendered["config"]
     assert "LITELLM_MASTER_KEY=<redacted>" in rendered["env"]
-    assert "ExecStart=/opt/litellm/venv/bin/litellm --config /etc/litellm/config.yaml" in rendered["unit"]
-    assert "--port 4000" in rendered["unit"]
+    assert "ExecStart=/opt/litellm/venv/bin/python /etc/litellm/litellm_gateway.py --fd 3 " in rendered["unit"]
+    assert "Environment=CONFIG_FILE_PATH=/etc/litellm/config.yaml " in rendered["unit"]
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in rendered["unit"]
+    assert "ListenStream=0.0.0.0:4000" in rendered["socket"]
     assert TEST_MASTER_KEY not in json.dumps(rendered)
 
 

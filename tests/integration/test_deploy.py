@@ -1,7 +1,7 @@
 """
 The formula on a real systemd host, in the order an operator lives it: cold
 deploy with salt-ssh, traffic through the gateway, no-op re-applies (salt-ssh
-and salt-call), a change that restarts once, bad pillar and a bad config that
+and salt-call), a change that reloads once, bad pillar and a bad config that
 never go live, and no secret anywhere it should not be.
 """
 
@@ -62,6 +62,8 @@ def test_cold_deploy_converges_and_the_service_runs_as_litellm(deployed, host):
     shown = service_show(host, "ActiveState", "SubState", "MainPID", "User", "UnitFileState")
     assert shown["ActiveState"] == "active" and shown["SubState"] == "running"
     assert shown["UnitFileState"] == "enabled"
+    socket = host.run(["systemctl", "show", "litellm.socket", "--property=ActiveState,UnitFileState,Listen"]).stdout
+    assert "ActiveState=active" in socket and "UnitFileState=enabled" in socket, socket
     owner = host.run(["ps", "-o", "user=", "-p", shown["MainPID"]]).stdout.strip()
     assert owner == "litellm"
     shell = host.run(["getent", "passwd", "litellm"]).stdout.strip().split(":")[-1]
@@ -73,10 +75,11 @@ def test_workers_auto_runs_one_uvicorn_worker_per_core(deployed, host):
     mem_mib = int(host.run(["awk", "/^MemTotal:/ {print $2}", "/proc/meminfo"]).stdout) // 1024
     expected = min(cores, 4, max(1, mem_mib // 768))
     unit = host.run(["cat", "/etc/systemd/system/litellm.service"]).stdout
-    assert re.search(rf"^ExecStart=.* --num_workers {expected}\b", unit, re.M), unit
+    assert re.search(rf"^ExecStart=.* --workers {expected}\b", unit, re.M), unit
     cmdlines = host.run(["ps", "-u", "litellm", "-o", "args="]).stdout.splitlines()
     workers = [c for c in cmdlines if "spawn_main" in c]
-    assert len(workers) == (expected if expected > 1 else 0), cmdlines
+    # always a supervisor, even for one worker: a reload replaces workers under it
+    assert len(workers) == expected, cmdlines
 
 
 def test_the_venv_is_read_only_and_precompiled(deployed, host):
@@ -185,7 +188,7 @@ def test_test_mode_reports_changes_and_changes_nothing(deployed, apply, host, te
         test_site.write(settings)
 
 
-def test_alias_change_restarts_exactly_once(deployed, apply, host, test_site):
+def test_alias_change_reloads_once_and_keeps_the_supervisor(deployed, apply, host, test_site):
     port = test_site.settings["bind_port"]
     pid_before = service_show(host, "MainPID")["MainPID"]
     cursor = journal_cursor(host)
@@ -193,9 +196,13 @@ def test_alias_change_restarts_exactly_once(deployed, apply, host, test_site):
     settings["models"][0]["name"] = "chat-tiny"
     test_site.write(settings)
     run = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    TIMINGS["alias_change_apply"] = run.elapsed
     assert run.changed() == ["litellm-config-file-config-managed", "litellm-service-running-service-running"]
-    assert service_show(host, "MainPID")["MainPID"] != pid_before
-    assert journal_count(host, "Started litellm.service", cursor) == 1
+    state = run.states["litellm-service-running-service-running"]
+    assert state["changes"]["path"] == "reload" and "RELOADED" in state["comment"], state
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
+    assert journal_count(host, "Reloaded litellm.service", cursor) == 1
+    assert journal_count(host, "Started litellm.service", cursor) == 0
     status, _, body = gateway_request(port, "GET", "/v1/models", key=test_site.master_key)
     assert sorted(m["id"] for m in json.loads(body)["data"]) == ["chat-large", "chat-tiny"]
     assert _chat(port, test_site.master_key, "chat-tiny")[0] == 200
@@ -289,12 +296,14 @@ def test_clean_removes_everything_the_formula_added(deployed, apply, host):
     run = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
     assert "litellm-service-clean-owned-removed" in run.changed()
     for path in ("/etc/litellm", "/opt/litellm/venv", "/etc/systemd/system/litellm.service",
+                 "/etc/systemd/system/litellm.socket",
                  "/var/lib/litellm", "/var/cache/litellm", "/var/cache/litellm-salt", "/opt/litellm",
                  "/var/lib/litellm-salt"):
         assert host.run(["test", "-e", path], check=False).returncode != 0, f"{path} left behind"
     assert host.run(["getent", "passwd", "litellm"], check=False).returncode != 0
     assert host.run(["getent", "group", "litellm"], check=False).returncode != 0
     assert host.run(["systemctl", "is-active", "litellm"], check=False).stdout.strip() in ("inactive", "unknown")
+    assert host.run(["systemctl", "is-active", "litellm.socket"], check=False).stdout.strip() in ("inactive", "unknown")
     again = apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
     assert again.changed() == []
 

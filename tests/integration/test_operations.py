@@ -170,8 +170,8 @@ def _lock_blocks(lock):
     return blocks
 
 
-def test_rollback_by_hand_restores_the_previous_release_and_restarts_once(deployed, apply, host, test_site,
-                                                                         gateway_port):
+def test_rollback_by_hand_restores_the_previous_release_and_reloads_once(deployed, apply, host, test_site,
+                                                                        gateway_port):
     key = test_site.master_key
     first = _aliases(gateway_port, key)
     extra = {"name": "chat-extra", "provider": "ollama", "model": "llama3.2:3b"}
@@ -190,8 +190,11 @@ def test_rollback_by_hand_restores_the_previous_release_and_restarts_once(deploy
     assert out["smoke_result"] == "PASS", out
     assert out["restored"] == ["/etc/litellm/config.yaml"], out
     assert _aliases(gateway_port, key) == first
-    assert service_show(host, "MainPID")["MainPID"] != pid
-    assert journal_count(host, "Started litellm.service", cursor) == 1
+    # only config.yaml went back: a rolling reload, as a deploy of it would be
+    assert out["path"] == "reload", out
+    assert service_show(host, "MainPID")["MainPID"] == pid
+    assert journal_count(host, "Reloaded litellm.service", cursor) == 1
+    assert journal_count(host, "Started litellm.service", cursor) == 0
     assert key not in run.text
     # a second rollback goes one further back; pillar (with chat-extra) redeploys on the next apply
     again = apply.salt_ssh("state.apply", "litellm").assert_ok()
@@ -200,14 +203,19 @@ def test_rollback_by_hand_restores_the_previous_release_and_restarts_once(deploy
     assert len(_releases(host)) <= 3
 
 
-def test_master_key_rotation_rewrites_only_the_env_and_restarts_once(deployed, apply, host, test_site, gateway_port):
+def test_master_key_rotation_rewrites_only_the_env_and_reloads_once(deployed, apply, host, test_site, gateway_port):
     old_key, new_key = test_site.master_key, site.new_master_key()
     cursor = journal_cursor(host)
+    pid = service_show(host, "MainPID")["MainPID"]
     test_site.master_key = new_key
     test_site.write()
     run = apply.salt_ssh("state.apply", "litellm").assert_ok()
     assert run.changed() == ["litellm-config-file-env-managed", "litellm-service-running-service-running"]
-    assert journal_count(host, "Started litellm.service", cursor) == 1
+    # the workers read litellm.env again at a reload: the supervisor stays
+    assert run.states["litellm-service-running-service-running"]["changes"]["path"] == "reload"
+    assert service_show(host, "MainPID")["MainPID"] == pid
+    assert journal_count(host, "Reloaded litellm.service", cursor) == 1
+    assert journal_count(host, "Started litellm.service", cursor) == 0
     assert new_key not in run.text and old_key not in run.text
     assert gateway_request(gateway_port, "GET", "/v1/models", key=new_key)[0] == 200
     refused = gateway_request(gateway_port, "GET", "/v1/models", key=old_key)[0]
@@ -218,8 +226,7 @@ def test_master_key_rotation_rewrites_only_the_env_and_restarts_once(deployed, a
 def test_json_logs_are_one_json_object_per_line(deployed, apply, host, test_site, gateway_port):
     before = copy.deepcopy(test_site.settings)
     cursor = journal_cursor(host)
-    test_site.write(_settings(test_site, service__log_format="json", service__log_level="INFO",
-                              service__server="uvicorn"))
+    test_site.write(_settings(test_site, service__log_format="json", service__log_level="INFO"))
     apply.salt_ssh("state.apply", "litellm").assert_ok()
     gateway_request(gateway_port, "POST", "/v1/chat/completions", key=test_site.master_key,
                     body=_chat_body(test_site))

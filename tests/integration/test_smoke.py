@@ -202,11 +202,12 @@ def test_a_wrong_key_fails_models_auth(deployed, apply, test_site):
 
 
 def test_a_stopped_service_fails_fast(deployed, apply, host, test_site):
-    host.run(["systemctl", "stop", "litellm"])
+    # the socket too: with litellm.socket up, a connection waits in its backlog and starts the service
+    host.run(["systemctl", "stop", "litellm.socket", "litellm.service"])
     try:
         report, _ = _smoke(apply)
     finally:
-        host.run(["systemctl", "start", "litellm"])
+        host.run(["systemctl", "start", "litellm.socket", "litellm.service"])
         started = time.monotonic()
         _wait_ready(test_site)
         TIMINGS["restart_ready_s"] = time.monotonic() - started

@@ -32,6 +32,8 @@ def salt():
         "litellm_service.readiness": MagicMock(return_value={"ready": True, "status": 200, "detail": ""}),
         "litellm_service.wait_ready": MagicMock(return_value={"ready": True, "status": 200, "waited": 1.5}),
         "service.restart": MagicMock(return_value=True),
+        "litellm_service.apply_change": MagicMock(return_value={"path": "restart", "ok": True, "detail": "",
+                                                                "main_pid": 2, "main_pid_before": 1}),
     }
 
 
@@ -156,7 +158,7 @@ def test_recover_restores_files_and_venv_and_restarts_when_the_process_loaded_th
     (site["releases"].parent / "etc" / "config.yaml").write_bytes(CHANGED["config.yaml"])
     os.unlink(site["venv"])
     os.symlink(site["releases"] / "b", site["venv"])
-    monkeypatch.setattr(litellm_release, "_main_process_start", lambda service: 4e9)  # after the change
+    monkeypatch.setattr(litellm_release, "_loaded_at", lambda service: 4e9)  # after the change
     salt["litellm_venv.activate"].side_effect = lambda venv, target: (os.unlink(venv), os.symlink(target, venv))
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # no chown in the test
     out = litellm_release.recover(site["config_dir"], site["venv"], store=site["store"])
@@ -165,13 +167,27 @@ def test_recover_restores_files_and_venv_and_restarts_when_the_process_loaded_th
     assert os.readlink(site["venv"]) == str(site["releases"] / "a")
     assert "config.yaml" in out["reason"] and "venv" in out["reason"]
     assert b"sk-good" not in json.dumps(out).encode()
-    salt["service.restart"].assert_called_once_with("litellm")
+    # the venv changed: a new supervisor, behind the held socket (as a deploy would)
+    salt["litellm_service.apply_change"].assert_called_once()
+    assert salt["litellm_service.apply_change"].call_args.args[:2] == ("litellm", "restart")
+    assert out["path"] == "restart"
+    salt["service.restart"].assert_not_called()
+
+
+def test_recover_reloads_when_only_files_go_back(site, salt, monkeypatch):
+    _save(site)
+    (site["releases"].parent / "etc" / "config.yaml").write_bytes(CHANGED["config.yaml"])
+    monkeypatch.setattr(litellm_release, "_loaded_at", lambda service: 4e9)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    out = litellm_release.recover(site["config_dir"], site["venv"], store=site["store"], force_restart=True)
+    assert out["restarted"] is True
+    assert salt["litellm_service.apply_change"].call_args.args[:2] == ("litellm", "reload")
 
 
 def test_recover_does_not_restart_a_ready_process_that_never_loaded_the_change(site, salt, monkeypatch):
     _save(site)
     (site["releases"].parent / "etc" / "litellm.env").write_bytes(b"LITELLM_MASTER_KEY=sk-new\n")
-    monkeypatch.setattr(litellm_release, "_main_process_start", lambda service: 1.0)  # long before
+    monkeypatch.setattr(litellm_release, "_loaded_at", lambda service: 1.0)  # long before
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     out = litellm_release.recover(site["config_dir"], site["venv"], store=site["store"])
     assert out["action"] == "rolled_back" and out["restarted"] is False

@@ -126,6 +126,16 @@ def test_chat_streams_by_default(stub):
     assert text == "Hello from llm01: you said hello world"
 
 
+def test_slowstream_streams_one_piece_a_second(stub):
+    start = time.monotonic()
+    resp, data = call(stub, "POST", "/api/chat", chat_body("slowstream 3"))
+    elapsed = time.monotonic() - start
+    lines = ndjson(data)
+    assert resp.status == 200 and lines[-1]["done"] is True
+    assert "".join(line["message"]["content"] for line in lines) == "tick0 tick1 tick2 "
+    assert 2.9 <= elapsed < 6, elapsed  # 3 pieces and the final object, 1 s apart
+
+
 def test_chat_stream_is_one_ndjson_object_per_http_chunk(stub):
     # Read the raw wire bytes to check the chunked framing itself.
     body = json.dumps(chat_body("wire check")).encode()

@@ -1,12 +1,16 @@
 # -*- coding: utf-8 -*-
 # vim: ft=sls
-{#- Unit file, daemon-reload only when it changed, the service enabled and
-    running (restarted only when config, env, unit or venv changed), and the
-    run succeeds only once /health/readiness answers. #}
+{#- The launcher, the socket and service units (daemon-reload only when one
+    changed), both enabled and running, and a change put live along the
+    cheapest safe path (litellm_service.running): a reload (rolling workers)
+    when only the config, env or hook changed, a restart behind the held
+    socket when the venv or the service unit changed, a relisten when the
+    socket unit changed. The run succeeds only once /health/readiness answers. #}
 {%- set tplroot = tpldir.split('/')[0] %}
 {%- from tplroot ~ "/map.jinja" import litellm with context %}
 {%- set svc = litellm.service %}
 {%- set unit_path = litellm.lookup.systemd_unit_dir ~ '/' ~ svc.name ~ '.service' %}
+{%- set socket_path = litellm.lookup.systemd_unit_dir ~ '/' ~ svc.name ~ '.socket' %}
 {%- set public = litellm.copy() %}
 {%- do public.pop('master_key', None) %}
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
@@ -20,6 +24,29 @@
 include:
   - {{ tplroot }}.package
   - {{ tplroot }}.config
+
+litellm-service-running-launcher-managed:
+  file.managed:
+    - name: {{ litellm.config_dir }}/litellm_gateway.py
+    - source: salt://{{ tplroot }}/files/litellm_gateway.py
+    - user: root
+    - group: {{ svc.group }}
+    - mode: '0640'
+    - require:
+      - file: litellm-config-file-directory
+
+litellm-service-running-socket-file-managed:
+  file.managed:
+    - name: {{ socket_path }}
+    - source: salt://{{ tplroot }}/files/litellm.socket.jinja
+    - template: jinja
+    - context:
+        litellm: {{ public | json }}
+    - user: root
+    - group: root
+    - mode: '0644'
+    - require:
+      - sls: {{ tplroot }}.package
 
 litellm-service-running-unit-file-managed:
   file.managed:
@@ -39,18 +66,42 @@ litellm-service-running-daemon-reload:
     - service.systemctl_reload: []
     - onchanges:
       - file: litellm-service-running-unit-file-managed
+      - file: litellm-service-running-socket-file-managed
 
 litellm-service-running-service-running:
-  service.running:
+  litellm_service.running:
     - name: {{ svc.name }}
-    - enable: True
+    - workers: {{ svc.workers }}
+    - host: {{ litellm.bind_host | json }}
+    - port: {{ litellm.bind_port | json }}
+    - timeout: {{ svc.ready_timeout }}
+    # a restart first lets in-flight requests finish (TimeoutStopSec)
+    - drain: {{ salt['litellm_service.unit_values'](public)['timeout_stop'] }}
+    # What puts a change live (not a watch: salt-ssh compiles requisites on
+    # the controller, without custom mod_watch). Not the client key table
+    # (litellm-config-file-keys-managed): the hook re-reads it.
+    - watched:
+      - litellm-service-running-socket-file-managed
+      - litellm-service-running-unit-file-managed
+      - litellm-service-running-launcher-managed
+      - litellm-package-install-venv-installed
+      - litellm-config-file-config-managed
+      - litellm-config-file-env-managed
+      - litellm-config-file-auth-hook-managed
+    # A new supervisor (behind the held socket) for a new venv, unit or
+    # launcher; a new listener for a new socket unit; else a rolling reload.
+    - restart_on:
+      - litellm-service-running-unit-file-managed
+      - litellm-package-install-venv-installed
+      - litellm-service-running-launcher-managed
+    - relisten_on:
+      - litellm-service-running-socket-file-managed
     - require:
       - module: litellm-service-running-daemon-reload
-    - watch:
+      - file: litellm-service-running-socket-file-managed
       - file: litellm-service-running-unit-file-managed
+      - file: litellm-service-running-launcher-managed
       - litellm_venv: litellm-package-install-venv-installed
-      # Not the whole config SLS: a change of the client key table
-      # (litellm-config-file-keys-managed) restarts nothing, the hook re-reads it.
       - file: litellm-config-file-config-managed
       - file: litellm-config-file-env-managed
       - file: litellm-config-file-auth-hook-managed
@@ -67,7 +118,7 @@ litellm-service-running-ready:
     - port: {{ litellm.bind_port | json }}
     - timeout: {{ svc.ready_timeout }}
     - require:
-      - service: litellm-service-running-service-running
+      - litellm_service: litellm-service-running-service-running
 
 {#- A failed config check, restart or readiness wait after a change: go back
     to the last known-good config, env and venv (the run still fails). #}
@@ -84,6 +135,6 @@ litellm-service-running-rolled-back:
     - onfail:
       - file: litellm-config-file-config-managed
       - file: litellm-config-file-env-managed
-      - service: litellm-service-running-service-running
+      - litellm_service: litellm-service-running-service-running
       - litellm_service: litellm-service-running-ready
 {%- endif %}

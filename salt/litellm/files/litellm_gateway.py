@@ -1,0 +1,210 @@
+# Managed by Salt (litellm formula). Local edits are overwritten.
+"""
+How the litellm unit runs the proxy: uvicorn's own command line, with three
+differences from ``python -m uvicorn``.
+
+- Always a supervisor, even for one worker: SIGHUP (``systemctl reload``)
+  starts a new worker, waits until it serves, then retires the old one, so a
+  single worker never leaves the socket without a server.
+- The old workers drain in the background: the next new worker starts at once
+  instead of after the old one's last stream ended; after every reload the
+  supervisor writes which workers serve (``/run/<service>/workers.json``:
+  each one passed uvicorn's own readiness check).
+- Every worker reads ``litellm.env`` (next to this file) before it imports
+  LiteLLM: a reload brings a rotated master key, not only a new config.
+- ``--http litellm_gateway:DrainingH11Protocol``: a stopping worker gives a
+  connection that has no request yet (just accepted, or idle between two)
+  ``GRACE_S`` to send one, and serves it with ``Connection: close``, instead
+  of closing it at once (uvicorn's h11 protocol: a request racing the close
+  is reset).
+
+Its own option, taken off before uvicorn's: ``--json-logs`` (uvicorn logs as
+JSON, as the litellm CLI does with JSON_LOGS). The app is
+``litellm_gateway:app`` (LiteLLM's proxy app, imported lazily).
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENV_FILE = os.path.join(HERE, "litellm.env")
+STATUS_FILE = os.environ.get("LITELLM_GATEWAY_STATUS", "")
+GRACE_S = 2.0
+
+log = logging.getLogger("uvicorn.error")
+
+
+def parse_env(text):
+    """KEY=VALUE lines of an EnvironmentFile (comments and blank lines skipped, matching quotes removed)."""
+    found = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key] = value
+    return found
+
+
+def load_env(path=ENV_FILE):
+    """Put the env file's variables into this process's environment (a worker, before LiteLLM)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            os.environ.update(parse_env(handle.read()))
+    except FileNotFoundError:
+        pass
+
+
+_CLASSES = {}
+
+
+def _draining_protocol():
+    if "protocol" in _CLASSES:
+        return _CLASSES["protocol"]
+    from uvicorn.protocols.http.h11_impl import H11Protocol  # pylint: disable=import-outside-toplevel
+
+    class DrainingH11Protocol(H11Protocol):
+        """uvicorn's h11 protocol; at shutdown a connection between requests gets GRACE_S to send one."""
+
+        draining = False
+
+        def shutdown(self):
+            if self.cycle is not None and not self.cycle.response_complete:
+                super().shutdown()  # in a request: it ends with Connection: close
+                return
+            self.draining = True
+            self.loop.call_later(GRACE_S, self._close_if_idle)
+
+        def _close_if_idle(self):
+            if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+                super().shutdown()
+
+        def data_received(self, data):
+            super().data_received(data)
+            if self.draining and self.cycle is not None:
+                self.cycle.keep_alive = False
+
+    _CLASSES["protocol"] = DrainingH11Protocol
+    return DrainingH11Protocol
+
+
+def __getattr__(name):
+    # uvicorn imports "litellm_gateway:app" in each worker: env first, then the proxy.
+    if name == "app":
+        load_env()
+        from litellm.proxy.proxy_server import app  # pylint: disable=import-outside-toplevel
+
+        return app
+    if name == "DrainingH11Protocol":
+        return _draining_protocol()
+    raise AttributeError(name)
+
+
+def _write_status(processes, ok, detail=""):
+    if not STATUS_FILE:
+        return
+    data = {"serving": [p.pid for p in processes], "ok": ok, "detail": detail, "at": time.time()}
+    tmp = f"{STATUS_FILE}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(tmp, STATUS_FILE)
+
+
+def _supervisor_class():
+    from uvicorn.config import STARTUP_FAILURE  # pylint: disable=import-outside-toplevel
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process  # pylint: disable=import-outside-toplevel
+
+    class Supervisor(Multiprocess):
+        """uvicorn's Multiprocess; a reload does not wait for the old workers to drain."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.draining = []
+            self.failed = False
+
+        def init_processes(self):
+            super().init_processes()
+            deadline = self.config.timeout_worker_healthcheck
+            ready = all(p.wait_until_ready(deadline, self.should_exit) for p in self.processes)
+            _write_status(self.processes, ready, "" if ready else "a worker was not ready at start")
+
+        def restart_all(self):
+            for idx, old in enumerate(list(self.processes)):
+                if self.should_exit.is_set():
+                    return
+                new = Process(self.config, self.sockets)
+                new.start()
+                if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                    new.kill()
+                    new.join()
+                    detail = f"new worker [{new.pid}] was not ready in time; worker [{old.pid}] kept"
+                    log.error("%s, reload aborted", detail)
+                    _write_status(self.processes, False, detail)
+                    return
+                old.terminate()  # drains for --timeout-graceful-shutdown, reaped in the main loop
+                self.draining.append(old)
+                self.processes[idx] = new
+            _write_status(self.processes, True)
+
+        def keep_subprocess_alive(self):
+            for old in list(self.draining):
+                if not old.process.is_alive():
+                    old.process.join()
+                    self.draining.remove(old)
+            for process in self.processes:
+                if not process.process.is_alive() and process.exitcode == STARTUP_FAILURE:
+                    self.failed = True
+                    _write_status(self.processes, False, f"worker [{process.pid}] failed to start")
+            super().keep_subprocess_alive()
+
+        def join_all(self):
+            super().join_all()
+            for old in self.draining:
+                old.process.join()
+
+    return Supervisor
+
+
+def _run(app, **kwargs):
+    """uvicorn.main.run, but always supervised (the branch ``workers > 1`` for every count)."""
+    from uvicorn.config import Config  # pylint: disable=import-outside-toplevel
+
+    app_dir = kwargs.pop("app_dir", None)
+    if app_dir is not None:
+        sys.path.insert(0, app_dir)
+    config = Config(app, **kwargs)
+    sock = config.bind_socket()
+    supervisor = _supervisor_class()(config, sockets=[sock])
+    supervisor.run()
+    if supervisor.failed:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE: systemd sees a failed start (Restart=on-failure)
+
+
+def main(argv):
+    import importlib  # pylint: disable=import-outside-toplevel
+
+    # the module, not the click command uvicorn/__init__.py exports under the same name
+    cli = importlib.import_module("uvicorn.main")
+    run = _run
+    if "--json-logs" in argv:
+        argv = [arg for arg in argv if arg != "--json-logs"]
+        os.environ["JSON_LOGS"] = "True"
+        from litellm._logging import _get_uvicorn_json_log_config  # pylint: disable=import-outside-toplevel
+
+        log_config = _get_uvicorn_json_log_config()
+
+        def run(app, **kwargs):
+            _run(app, **{**kwargs, "log_config": log_config})
+
+    cli.run = run  # main() calls the module's run(): supervised, whatever the worker count
+    cli.main.main(args=argv, prog_name="litellm_gateway")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

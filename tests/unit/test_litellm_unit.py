@@ -1,0 +1,155 @@
+"""The unit's decisions (_utils/litellm_unit.py) and the launcher's env parsing."""
+
+import copy
+import importlib.util
+import shlex
+
+import pytest
+
+from tests.conftest import REPO, formula_defaults, load_salt_module
+
+unit = load_salt_module("utils", "litellm_unit")
+systemd = load_salt_module("utils", "litellm_systemd")
+
+
+def _settings(**service):
+    settings = copy.deepcopy(formula_defaults())
+    settings["service"]["workers"] = 2
+    settings["service"].update(service)
+    return settings
+
+
+def _launcher():
+    path = REPO / "salt/litellm/files/litellm_gateway.py"
+    spec = importlib.util.spec_from_file_location("litellm_gateway_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_argv_runs_uvicorn_under_the_launcher_on_the_held_socket():
+    argv = unit.uvicorn_argv(_settings())
+    assert argv[:2] == ["/opt/litellm/venv/bin/python", "/etc/litellm/litellm_gateway.py"]
+    assert argv[-1] == "litellm_gateway:app"
+    pairs = {flag: argv[i + 1] for i, flag in enumerate(argv[:-1]) if flag.startswith("--") and
+             not argv[i + 1].startswith("--")}
+    assert pairs["--fd"] == "3" and pairs["--workers"] == "2" and pairs["--app-dir"] == "/etc/litellm"
+    assert pairs["--http"] == "litellm_gateway:DrainingH11Protocol"
+    assert pairs["--timeout-graceful-shutdown"] == "600"
+    assert pairs["--timeout-worker-healthcheck"] == "120"
+    assert pairs["--timeout-keep-alive"] == "5"
+    assert pairs["--log-level"] == "error"
+    assert "--no-server-header" in argv
+    assert "--limit-max-requests" not in argv and "--json-logs" not in argv
+
+
+def test_argv_recycles_workers_and_logs_json_when_asked():
+    argv = unit.uvicorn_argv(_settings(max_requests=1000, log_format="json", log_level="INFO"))
+    assert argv[2] == "--json-logs"
+    assert argv[argv.index("--limit-max-requests") + 1] == "1000"
+    assert argv[argv.index("--limit-max-requests-jitter") + 1] == "100"
+    assert argv[argv.index("--log-level") + 1] == "info"
+
+
+def test_extra_option_groups_go_before_the_app(monkeypatch):
+    monkeypatch.setattr(unit, "EXTRA_ARGS", (lambda s: ["--ssl-keyfile", "/k"], lambda s: ["--backlog", "9"]))
+    argv = unit.uvicorn_argv(_settings())
+    assert argv[-5:] == ["--ssl-keyfile", "/k", "--backlog", "9", "litellm_gateway:app"]
+
+
+def test_exec_start_is_one_quoted_line_that_splits_back():
+    settings = _settings()
+    settings["config_dir"] = "/etc/lite llm"
+    line = unit.exec_start(settings)
+    assert "\n" not in line and shlex.split(line) == unit.uvicorn_argv(settings)
+
+
+@pytest.mark.parametrize(("host", "port", "expected"), [
+    ("0.0.0.0", 4000, "0.0.0.0:4000"),
+    ("::", 4001, "[::]:4001"),
+    ("fd00::1", 80, "[fd00::1]:80"),
+])
+def test_listen_stream(host, port, expected):
+    assert unit.listen_stream(host, port) == expected
+
+
+def test_stop_timeout_outlasts_the_drain():
+    assert unit.timeout_stop(_settings(graceful_timeout=90)) == 120
+
+
+@pytest.mark.parametrize(("changed", "path"), [
+    (["litellm-config-file-config-managed"], "reload"),
+    (["litellm-config-file-env-managed", "litellm-config-file-auth-hook-managed"], "reload"),
+    (["litellm-package-install-venv-installed"], "restart"),
+    (["litellm-config-file-config-managed", "unit"], "restart"),
+    (["unit", "socket"], "relisten"),
+    ([], "reload"),
+])
+def test_change_path_takes_the_cheapest_safe_one(changed, path):
+    restart_on = ["unit", "litellm-package-install-venv-installed"]
+    assert unit.change_path(changed, restart_on, ["socket"]) == path
+
+
+def test_changed_watched_reads_salts_running_results():
+    running = {
+        "file_|-a_|-x_|-managed": {"__id__": "a", "changes": {"diff": "..."}},
+        "file_|-b_|-y_|-managed": {"__id__": "b", "changes": {}},
+        "file_|-c_|-z_|-managed": {"__id__": "c", "changes": {"diff": "..."}},
+    }
+    assert unit.changed_watched(running, ["a", "b"]) == ["a"]
+    assert unit.changed_watched(None, ["a"]) == []
+
+
+def _status(serving, ok=True, at=100.0, detail=""):
+    return {"serving": serving, "ok": ok, "at": at, "detail": detail}
+
+
+def test_reload_done_needs_every_worker_new_and_serving():
+    before = {"main_pid": 10, "workers": [11, 12]}
+    draining = {"main_pid": 10, "workers": [11, 12, 21, 22]}
+    assert unit.reload_done(before, draining, _status([21, 22]), 2, 50)[:2] == (True, False)
+    # status from before the reload: wait
+    assert unit.reload_done(before, draining, _status([11, 12], at=40), 2, 50)[:2] == (False, False)
+    # the supervisor kept an old worker, or aborted
+    assert unit.reload_done(before, draining, _status([21, 12]), 2, 50)[:2] == (False, True)
+    assert unit.reload_done(before, draining, _status([11, 12], ok=False, detail="x"), 2, 50) == (False, True, "x")
+    # a new worker already gone, or too few
+    assert unit.reload_done(before, {"main_pid": 10, "workers": [21]}, _status([21, 22]), 2, 50)[:2] == (False, True)
+    assert unit.reload_done(before, draining, _status([21]), 2, 50)[:2] == (False, True)
+    # a new supervisor is not a reload
+    assert unit.reload_done(before, {"main_pid": 30, "workers": [31, 32]}, _status([31, 32]), 2, 50)[1] is True
+
+
+def test_workers_of_picks_the_spawned_children_of_the_supervisor():
+    lines = [
+        "10 1 /opt/litellm/venv/bin/python /etc/litellm/litellm_gateway.py --fd 3",
+        "11 10 /opt/litellm/venv/bin/python -c from multiprocessing.spawn import spawn_main; spawn_main(fd=5)",
+        "12 10 /opt/litellm/venv/bin/python -c from multiprocessing.resource_tracker import main;main(4)",
+        "13 99 /usr/bin/python3 -c from multiprocessing.spawn import spawn_main; spawn_main(fd=5)",
+    ]
+    assert unit.workers_of(lines, 10) == [11]
+
+
+def test_workers_in_reads_systemctl_show():
+    shown = "{ path=/opt/litellm/venv/bin/python ; argv[]=/opt/litellm/venv/bin/python x --workers 3 --fd 3 ; }"
+    assert unit.workers_in(shown) == 3
+    assert unit.workers_in("") == 1
+
+
+def test_the_formula_readers_understand_the_new_unit():
+    text = (
+        "[Unit]\nX-LiteLLM-Listen=0.0.0.0:4001\n[Service]\nGroup=litellm\n"
+        "EnvironmentFile=/etc/litellm/litellm.env\n"
+        "Environment=CONFIG_FILE_PATH=/etc/litellm/config.yaml NUM_WORKERS=2\n"
+        f"ExecStart={unit.exec_start(_settings())}\n"
+    )
+    assert systemd.unit_settings(text) == {
+        "env_file": "/etc/litellm/litellm.env", "config": "/etc/litellm/config.yaml", "bind_host": "0.0.0.0",
+        "bind_port": 4001, "venv": "/opt/litellm/venv", "group": "litellm",
+    }
+
+
+def test_the_launcher_reads_the_env_file_like_systemd():
+    launcher = _launcher()
+    text = "# c\n\nLITELLM_MASTER_KEY=sk-abc=def\nA = 'quoted value'\nB=\"x\"\nnot a line\n"
+    assert launcher.parse_env(text) == {"LITELLM_MASTER_KEY": "sk-abc=def", "A": "quoted value", "B": "x"}
