@@ -112,8 +112,8 @@ def edge(settings):
     """
     edge_utils = _loaded(__utils__)
     return {
-        "tls_args": edge_utils["litellm_edge.tls_uvicorn_args"](settings),
-        "tls_files": edge_utils["litellm_edge.tls_files"](settings),
+        "tls_args": edge_utils["litellm_unit.tls_args"](settings),
+        "tls_files": edge_utils["litellm_unit.tls_files"](settings),
         "metrics_env": edge_utils["litellm_edge.metrics_env"](settings),
         "metrics_argv": edge_utils["litellm_edge.metrics_argv"](settings),
         "info_script": edge_utils["litellm_edge.info_script"](settings),

@@ -1,7 +1,8 @@
 """
-The gateway's edge, as pure functions of the merged settings: uvicorn's TLS
-arguments for the listener (``litellm:tls``), the environment and unit of
-the Prometheus scrape endpoint (``litellm:metrics``: LiteLLM's own
+The gateway's edge, as pure functions of the merged settings (the
+listener's TLS arguments and files are ``litellm_unit.tls_args`` and
+``tls_files``, beside the rest of the service's command line): the
+environment and unit of the Prometheus scrape endpoint (``litellm:metrics``: LiteLLM's own
 ``prometheus_metrics_server`` over ``PROMETHEUS_MULTIPROC_DIR``, which
 merges every worker; ``litellm_build`` adds the ``prometheus`` callback),
 its info metric, and the URL the host itself reaches the gateway at.
@@ -10,11 +11,8 @@ No function reads a secret: the key is a path here, never its content.
 """
 
 import os
-import ssl
 
 FORMULA_RELEASE = "0.1.0"  # pyproject.toml's version (tests/unit/test_litellm_edge.py keeps them equal)
-# TLS 1.2 suites with forward secrecy and AEAD only; TLS 1.3 suites are OpenSSL's own.
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 METRICS_MODULE = "litellm.proxy.prometheus_metrics_server"
 INFO_METRIC = "litellm_salt_build_info"
 
@@ -30,29 +28,6 @@ def tls_on(settings):
 
 def metrics_on(settings):
     return _section(settings, "metrics").get("enabled") is True
-
-
-def tls_files(settings):
-    """{'certificate': path, 'key': path} of the listener's TLS files on the host."""
-    config_dir = settings.get("config_dir") or "/etc/litellm"
-    return {"certificate": os.path.join(config_dir, "tls.crt"), "key": os.path.join(config_dir, "tls.key")}
-
-
-def tls_uvicorn_args(settings):
-    """
-    uvicorn's own TLS options for the listener ([] without TLS): the chain
-    and key files, the server protocol (Python's ``PROTOCOL_TLS_SERVER``,
-    whose minimum is TLS 1.2) and TLS 1.2 ciphers with forward secrecy.
-    """
-    if not tls_on(settings):
-        return []
-    files = tls_files(settings)
-    return [
-        "--ssl-certfile", files["certificate"],
-        "--ssl-keyfile", files["key"],
-        "--ssl-version", str(int(ssl.PROTOCOL_TLS_SERVER)),
-        "--ssl-ciphers", TLS12_CIPHERS,
-    ]
 
 
 def service_name(settings):

@@ -24,6 +24,10 @@ litellm-smoke-passed:
     - name: litellm
     - bind_host: {{ litellm.bind_host | json }}
     - bind_port: {{ litellm.bind_port | json }}
+{%- if litellm.tls.enabled %}
+    # litellm:tls: over https to the base_url host, verified (the site CAs are in the system store)
+    - url: {{ litellm.base_url | json }}
+{%- endif %}
     - models: {{ aliases | json }}
     - backends: {{ litellm.backends | json }}
     - concurrency: {{ litellm.smoke.concurrency }}

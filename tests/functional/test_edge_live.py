@@ -2,7 +2,7 @@
 The gateway's edge on a REAL LiteLLM (from the shipped lock, which has
 prometheus_client) under bare uvicorn (2 workers), started with the
 arguments and environment the formula's pure functions give
-(``litellm_edge.tls_uvicorn_args``, ``metrics_env``, ``metrics_argv``,
+(``litellm_unit.tls_args``, ``litellm_edge.metrics_env``, ``metrics_argv``,
 ``info_script``), in front of two stand-in Ollama servers, all on loopback:
 
 - the openai SDK over https with the site CA works; without it, verification fails;
@@ -40,6 +40,7 @@ VENV = CACHE / "edge-venv"
 MARKER = VENV / ".smoke-lock.sha256"
 WORKERS = 2
 edge = SALT_UTILS.litellm_edge
+unit = SALT_UTILS.litellm_unit
 litellm_config = load_salt_module("modules", "litellm_config")
 
 
@@ -81,7 +82,7 @@ class EdgeGateway:
         # the formula's own paths for validation (it refuses /tmp); the files go to workdir here
         assert litellm_config.check_settings(dict(self.settings, config_dir="/etc/litellm",
                                                   venv="/opt/litellm/venv")) == []
-        files = edge.tls_files(self.settings)
+        files = unit.tls_files(self.settings)
         shutil.copy(cert, files["certificate"])
         shutil.copy(key, files["key"])
         (workdir / "config.yaml").write_text(litellm_config.config_text(self.settings))
@@ -93,7 +94,7 @@ class EdgeGateway:
                "CONFIG_FILE_PATH": str(workdir / "config.yaml"), **edge.metrics_env(self.settings)}
         self.argv = [str(venv / "bin" / "python"), "-m", "uvicorn", "litellm.proxy.proxy_server:app",
                      "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(WORKERS),
-                     *edge.tls_uvicorn_args(self.settings)]
+                     *unit.tls_args(self.settings)]
         self.log = workdir / "litellm.log"
         with open(self.log, "wb") as log_file:
             self.proc = subprocess.Popen(self.argv, cwd=workdir, env=env, stdout=log_file,

@@ -13,16 +13,17 @@ with salt-ssh, the TLS key in the GPG-encrypted pillar:
   over its HTTP API returns the count of the chats made here, by alias and backend;
 - the TLS key is nowhere it should not be; clean removes the files and the unit.
 
-The listener speaks TLS once the unit runs uvicorn with litellm_edge's
-arguments (tests/functional/test_edge_live.py proves those on a real LiteLLM).
+- the openai SDK over https with the site CA works; without it, verification fails.
 """
 
 import json
+import ssl
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 
+import openai
 import pytest
 
 from tests.harness import pki, site
@@ -135,9 +136,40 @@ def test_the_tls_files_and_the_metrics_unit_are_deployed_and_claimed(edge, deplo
     assert "PROMETHEUS_MULTIPROC_DIR=/run/litellm/prometheus" in env
 
 
+def sdk(edge, ca=None):
+    context = ssl.create_default_context()
+    if ca:
+        context.load_verify_locations(cadata=ca)
+    return openai.OpenAI(base_url=f"https://localhost:{edge['port']}/v1", api_key=edge["site"].master_key,
+                         max_retries=0, timeout=60, http_client=openai.DefaultHttpxClient(verify=context))
+
+
 def _chat(edge, model="chat-small"):
-    body = {"model": model, "messages": [{"role": "user", "content": "count me"}]}
-    return gateway_request(edge["port"], "POST", "/v1/chat/completions", key=edge["site"].master_key, body=body)[0]
+    reply = sdk(edge, edge["ca"]).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "count me"}])
+    return 200 if reply.choices[0].message.content else 0
+
+
+def test_the_openai_sdk_over_https_with_the_site_ca(edge, deployed, certs):
+    edge["ca"] = certs["ca"]
+    assert _chat(edge) == 200
+    with pytest.raises(openai.APIConnectionError) as caught:
+        sdk(edge).models.list()
+    assert "certificate verify failed" in str(caught.value.__cause__).lower() or \
+        "CERTIFICATE_VERIFY_FAILED" in repr(caught.value.__cause__)
+    with pytest.raises(ssl.SSLError):  # TLS 1.1 is refused
+        _old_handshake(edge)
+
+
+def _old_handshake(edge):
+    import socket
+
+    context = ssl.create_default_context(cadata=edge["ca"])
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", edge["port"]), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost"):
+            pass
 
 
 def _query(prom_port, promql):

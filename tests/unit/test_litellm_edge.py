@@ -139,8 +139,8 @@ def test_preflight_listener_cert(pki_dir):
 
 
 def test_uvicorn_tls_args_and_tls_1_2_minimum(pki_dir):
-    assert edge.tls_uvicorn_args(merged(BASE)) == []
-    args = edge.tls_uvicorn_args(tls_settings(pki_dir))
+    assert SALT_UTILS.litellm_unit.tls_args(merged(BASE)) == []
+    args = SALT_UTILS.litellm_unit.tls_args(tls_settings(pki_dir))
     assert args[:4] == ["--ssl-certfile", "/etc/litellm/tls.crt", "--ssl-keyfile", "/etc/litellm/tls.key"]
     version = int(args[args.index("--ssl-version") + 1])
     assert ssl.SSLContext(version).minimum_version == ssl.TLSVersion.TLSv1_2
