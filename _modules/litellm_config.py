@@ -248,6 +248,11 @@ def _render_template(name, settings, saltenv):
     return result
 
 
+def _env_settings(settings):
+    """The env template's context, as config/file.sls gives it: with the metrics environment."""
+    return dict(settings, metrics_env=edge(settings)["metrics_env"])
+
+
 def render(settings=None, saltenv="base"):
     """
     Render, without touching the host, the files the formula would write for
@@ -272,7 +277,7 @@ def render(settings=None, saltenv="base"):
         "valid": True,
         "errors": [],
         "config": config_text(settings),
-        "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
+        "env": redact_env(_render_template("litellm.env.jinja", _env_settings(settings), saltenv)),
         "keys": key_table_text(settings),
         "unit": _render_template("litellm.service.jinja", settings, saltenv),
         "socket": _render_template("litellm.socket.jinja", settings, saltenv),
