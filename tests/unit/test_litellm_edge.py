@@ -171,6 +171,8 @@ def test_the_layout_claims_the_tls_files_and_the_metrics_unit(pki_dir):
     paths = {e["path"]: (e["kind"], e["key"], e["job"]) for e in entries}
     assert paths["/etc/litellm/tls.crt"] == ("file", "tls:certificate", "config")
     assert paths["/etc/litellm/tls.key"] == ("file", "tls:key", "config")
+    files = SALT_UTILS.litellm_unit.tls_files(tls_settings(pki_dir))
+    assert {files["certificate"], files["key"]} <= set(paths)  # the unit's files are the claimed ones
     assert paths["/etc/systemd/system/litellm-metrics.service"] == ("unit", "metrics:enabled", "service")
     plain = {e["path"] for e in SALT_UTILS.litellm_layout.plan_layout(merged(BASE))}
     assert "/etc/litellm/tls.key" not in plain and "/etc/systemd/system/litellm-metrics.service" not in plain
