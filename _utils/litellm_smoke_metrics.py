@@ -11,6 +11,7 @@ import time
 
 COUNTER = "litellm_deployment_total_requests_total"
 COUNT_DEADLINE = 10.0  # seconds for the callback to count the chat
+UP_DEADLINE = 30.0  # seconds for a just-started metrics unit to listen
 
 
 def counted(text, alias):
@@ -29,13 +30,25 @@ def _scrape(web, metrics_url, timeout):
     return answer["status"], answer["body"]
 
 
+def _first_scrape(web, metrics_url, timeout):
+    """The first scrape, waiting up to UP_DEADLINE for a metrics unit that has just started."""
+    deadline = time.monotonic() + UP_DEADLINE
+    while True:
+        try:
+            return _scrape(web, metrics_url, timeout)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def metrics(utils, url, master_key, alias, metrics_url, timeout):
     parse, web = utils.litellm_smoke_parse, utils.litellm_http
     started = time.monotonic()
     if not alias:
         return parse.result("metrics", "fail", "no alias to count a chat on", started)
     try:
-        status, before = _scrape(web, metrics_url, timeout)
+        status, before = _first_scrape(web, metrics_url, timeout)
         if status != 200:
             return parse.result("metrics", "fail", f"GET {metrics_url} (no key): {status}", started)
         body = {"model": alias, "messages": [{"role": "user", "content": "smoke: count me"}], "max_tokens": 8}

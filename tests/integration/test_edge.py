@@ -119,7 +119,9 @@ def test_a_bad_certificate_stops_the_run_before_any_change(edge, certs, cert, ke
 def deployed(edge, certs):
     settings = tls_pillar(edge, certs)
     run = edge["apply"].salt_ssh("state.apply", "litellm")
-    run.assert_ok()
+    if run.returncode != 0:
+        journal = edge["host"].run(["journalctl", "--no-pager", "-n", "40", "-u", "litellm-metrics"], check=False)
+        pytest.fail(f"apply failed: {run.failed()}\nlitellm-metrics:\n{journal.stdout[-3000:]}")
     return settings, run
 
 
