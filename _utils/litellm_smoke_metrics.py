@@ -26,7 +26,8 @@ def counted(text, alias):
 
 
 def _scrape(web, metrics_url, timeout):
-    answer = web.request(web.target(metrics_url.removesuffix("/metrics")), "GET", "/metrics", timeout)
+    # LiteLLM's metrics server mounts /metrics: GET /metrics answers 307 to /metrics/ (Prometheus follows it)
+    answer = web.request(web.target(metrics_url.removesuffix("/metrics")), "GET", "/metrics/", timeout)
     return answer["status"], answer["body"]
 
 

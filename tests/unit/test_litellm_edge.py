@@ -209,7 +209,7 @@ class FakeWeb:
 
     def request(self, target, method, path, timeout, master_key=None, body=None):
         self.seen.append((target, path, master_key))
-        if path == "/metrics":
+        if path == "/metrics/":
             text = f'litellm_deployment_total_requests_total{{model_group="m"}} {self.count}\n'
             return {"status": self.scrape_status, "body": text}
         self.count += self.step
@@ -228,4 +228,4 @@ def test_smoke_metrics_check(monkeypatch, step, scrape_status, status, words):
     utils = SimpleNamespace(litellm_smoke_parse=SALT_UTILS.litellm_smoke_parse, litellm_http=web)
     result = smoke_metrics.metrics(utils, "http://gw:4000", "sk-master", "m", "http://127.0.0.1:4001/metrics", 5)
     assert result["status"] == status and words in result["detail"], result
-    assert all(key is None for _, path, key in web.seen if path == "/metrics")  # the scrape holds no key
+    assert all(key is None for _, path, key in web.seen if path == "/metrics/")  # the scrape holds no key
