@@ -129,6 +129,32 @@ def _admission(settings):
     return __utils__["litellm_capacity.general_settings"](capacity(settings))
 
 
+def edge(settings):
+    """
+    The gateway's edge for the merged settings (no secret in it): uvicorn's
+    TLS arguments (``tls_args``, [] without TLS), the TLS file paths, the
+    metrics environment of the service, the scrape endpoint's argv, the
+    script that writes its info metric, the workers' metrics directory and
+    the scrape URL on the host itself.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_config.edge '{...merged settings...}'
+    """
+    edge_utils = _loaded(__utils__)
+    return {
+        "tls_args": edge_utils["litellm_unit.tls_args"](settings),
+        "tls_files": edge_utils["litellm_unit.tls_files"](settings),
+        "metrics_env": edge_utils["litellm_edge.metrics_env"](settings),
+        "metrics_argv": edge_utils["litellm_edge.metrics_argv"](settings),
+        "info_script": edge_utils["litellm_edge.info_script"](settings),
+        "multiproc_dir": edge_utils["litellm_edge.multiproc_dir"](settings),
+        "metrics_url": edge_utils["litellm_edge.metrics_url"](settings),
+    }
+
+
 def build_config(settings):
     """
     The LiteLLM config as a dict: one model_list entry per model x backend.
@@ -261,6 +287,11 @@ def _render_template(salt, name, settings, saltenv):
     return result
 
 
+def _env_settings(settings):
+    """The env template's context, as config/file.sls gives it: with the metrics environment."""
+    return dict(settings, metrics_env=edge(settings)["metrics_env"])
+
+
 def render(settings=None, saltenv="base"):
     """
     Render, without touching the host, the files the formula would write for
@@ -284,7 +315,9 @@ def render(settings=None, saltenv="base"):
     salt = _loaded(__salt__)  # the template is rendered from the utils' loader context
 
     def template(name):
-        return _render_template(salt, name, settings, saltenv)
+        # the env template's context is config/file.sls's: with the metrics environment
+        context = _env_settings(settings) if name == "litellm.env.jinja" else settings
+        return _render_template(salt, name, context, saltenv)
 
     return __utils__["litellm_steps.rendered"](_loaded(__utils__), settings, template)
 

@@ -273,7 +273,7 @@ def plan(url=None, models=None, backends=None, chat_models="first", concurrency=
 
 def run(
     url=None, master_key=None, models=None, backends=None, concurrency=10, latency_requests=10, chat_models="first",
-    evidence_dir=None, timeout=30, config_dir=None, service=None,
+    evidence_dir=None, timeout=30, config_dir=None, service=None, metrics_url=None,
 ):
     """
     Run every smoke check against the gateway at ``url`` and return
@@ -289,7 +289,8 @@ def run(
     uses the deployed ``config_dir``. When the gateway does not even accept
     connections the HTTP checks are skipped. With ``evidence_dir`` the
     report is also written to ``<evidence_dir>/smoke-<UTC time>/``
-    (report.json, summary.txt; 0700/0600). No key is in the result or files.
+    (report.json, summary.txt; 0700/0600). No key is in the result or files. With
+    ``metrics_url`` (litellm:metrics) the ``metrics`` check also runs.
 
     CLI Example:
 
@@ -301,7 +302,7 @@ def run(
     """
     url, master_key, aliases, configured = _resolve(url, master_key, models, backends)
     options = {"concurrency": concurrency, "latency_requests": latency_requests, "chat_models": chat_models,
-               "timeout": timeout}
+               "timeout": timeout, "metrics_url": metrics_url}
     options.update(_utils_call("litellm_smoke_run.key_options", _salt(), DEPLOYED_UNIT, url, aliases, config_dir,
                                service))
     return _utils_call("litellm_smoke_run.run", url, master_key, aliases, configured, options, evidence_dir)

@@ -15,7 +15,7 @@ def __virtual__():
     return __virtualname__
 
 
-def ready(name, host="127.0.0.1", port=4000, timeout=180):
+def ready(name, host="127.0.0.1", port=4000, timeout=180, url=None):
     """
     Wait until the service ``name`` answers 200 on ``/health/readiness`` at
     ``host``:``port`` (a wildcard bind address is asked on loopback). Changes
@@ -30,7 +30,8 @@ def ready(name, host="127.0.0.1", port=4000, timeout=180):
             - port: 4000
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    url = __salt__["litellm_config.local_url"](host, port)
+    # url: the https base_url with litellm:tls (verified with the system store, the site CAs in it)
+    url = url or __salt__["litellm_config.local_url"](host, port)
     if __opts__["test"]:
         answer = __salt__["litellm_service.readiness"](url)
         if answer["ready"]:
@@ -62,7 +63,7 @@ def _is(kind, unit):
 
 
 def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(), restart_on=(),
-            relisten_on=(), drain=630):
+            relisten_on=(), drain=630, url=None):
     """
     ``<name>.socket`` and ``<name>.service`` enabled and running (the socket
     first: it holds the listener), and a change of this run put live along
@@ -113,14 +114,15 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
     if path is None:
         ret["comment"] = f"{socket} and {service} are running"
         return ret
-    ret = _go(ret, name, path, workers, host, port, (timeout, drain), started=not (socket_active and service_active))
+    ret = _go(ret, name, path, workers, host, port, (timeout, drain), started=not (socket_active and service_active),
+              url=url)
     if changed:
         ret["comment"] += f" (changed: {', '.join(changed)})"
     return ret
 
 
-def _go(ret, name, path, workers, host, port, timeouts, started=False):
-    url = __salt__["litellm_config.local_url"](host, port)
+def _go(ret, name, path, workers, host, port, timeouts, started=False, url=None):
+    url = url or __salt__["litellm_config.local_url"](host, port)
     out = __salt__["litellm_service.apply_change"](name, path, workers=workers, url=url, timeout=timeouts[0],
                                                    drain=timeouts[1])
     what = {

@@ -26,7 +26,7 @@ def passed(
     name, url=None, master_key=None, models=None, backends=None, concurrency=10, latency_requests=10,
     chat_models="first", evidence_dir=None, timeout=30, bind_host=None, bind_port=None, config_dir=None,
     service="litellm", group="litellm", rollback=True, ready_timeout=180, venv="/opt/litellm/venv", keep=5,
-    keep_venvs=1,
+    keep_venvs=1, metrics_url=None,
 ):
     """
     Run every smoke check against the gateway and succeed only when all pass
@@ -34,7 +34,7 @@ def passed(
     come from pillar ``litellm:`` like in ``litellm_smoke.run``; leave
     ``master_key`` out of the SLS so that it is taken from the secret pillar.
     ``bind_host``/``bind_port`` (the formula's) give the URL when ``url`` is
-    not set.
+    not set; ``metrics_url`` (litellm:metrics) adds the ``metrics`` check.
     With ``config_dir`` (the formula's), a PASS keeps ``config.yaml``,
     ``litellm.env`` and the venv release as the newest known-good release
     (the newest ``keep``; bookkeeping: no changes reported); a FAIL with
@@ -61,7 +61,7 @@ def passed(
     run_kwargs = {
         "url": url, "master_key": master_key, "models": models, "backends": backends, "concurrency": concurrency,
         "latency_requests": latency_requests, "chat_models": chat_models, "evidence_dir": evidence_dir,
-        "timeout": timeout,
+        "timeout": timeout, "metrics_url": metrics_url,
     }
     if __opts__["test"]:
         ret["result"] = None

@@ -96,6 +96,11 @@ def _litellm_settings(settings):
         # uvicorn's own access and error lines as JSON too (JSON_LOGS in the env covers LiteLLM's)
         litellm_settings["json_logs"] = True
     litellm_settings.update(settings.get("litellm_settings") or {})
+    if isinstance(settings.get("metrics"), dict) and settings["metrics"].get("enabled") is True:
+        # litellm:metrics: the prometheus callback, beside pillar's own callbacks
+        callbacks = litellm_settings.get("callbacks") or []
+        callbacks = [callbacks] if isinstance(callbacks, str) else list(callbacks)
+        litellm_settings["callbacks"] = callbacks + ([] if "prometheus" in callbacks else ["prometheus"])
     return litellm_settings
 
 

@@ -83,6 +83,13 @@ def _service_entries(add, service, unit_dir):
             add(key, f"service:{key}", "package", name=service[key])
 
 
+def _metrics_entries(add, settings, unit_dir):
+    name = _mapping(settings, "service").get("name")
+    if _mapping(settings, "metrics").get("enabled") is True and isinstance(name, str) and name:
+        add("unit", "metrics:enabled", "service", f"{unit_dir}/{name}-metrics.service", name=f"{name}-metrics.service",
+            parents=False)
+
+
 def plan_layout(settings):
     """
     What the formula creates on a host for ``settings`` (the merged map):
@@ -100,6 +107,10 @@ def plan_layout(settings):
     _service_entries(add, _mapping(settings, "service"), _absolute(lookup.get("systemd_unit_dir")) or UNIT_DIRS[0])
     if _absolute(settings.get("config_dir")):
         add("dir", "config_dir", "config", _absolute(settings["config_dir"]))
+        if _mapping(settings, "tls").get("enabled") is True:
+            for part, name in (("certificate", "tls.crt"), ("key", "tls.key")):
+                add("file", f"tls:{part}", "config", f"{_absolute(settings['config_dir'])}/{name}", parents=False)
+    _metrics_entries(add, settings, _absolute(lookup.get("systemd_unit_dir")) or UNIT_DIRS[0])
     venv = _absolute(settings.get("venv"))
     if venv:
         # home: the venv's own parent (/opt/litellm), made for it, unless it is a shared one (/opt)

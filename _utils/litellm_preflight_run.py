@@ -28,6 +28,7 @@ CHECKS = {
     "capacity": "litellm_preflight_capacity.check_capacity",
     "trust": "litellm_preflight_tls.check_trust",
     "package_index": "litellm_preflight_tls.check_package_index",
+    "listener_cert": "litellm_preflight_tls.check_listener_cert",
     "init": "litellm_preflight_host.check_init",
     "redis": "litellm_preflight_redis.check_redis",
     "site_realm": "litellm_preflight_site.check_site_realm",
@@ -83,7 +84,8 @@ def timed(ctx, name, settings):
 
 
 def selected_checks(utils, settings, checks=None):
-    """The check names to run: the named ones, else the core ones plus enabled site checks (redis: with a host)."""
+    """The check names to run: the named ones, else the core ones plus enabled site checks (redis: with a host;
+    listener_cert: with litellm:tls:enabled)."""
     if checks is None:
         redis = utils.litellm_settings.section(settings, "redis")
         pf_get = utils.litellm_settings.pf_get
@@ -91,6 +93,7 @@ def selected_checks(utils, settings, checks=None):
             name
             for name in CHECKS
             if (name != "redis" or bool(redis.get("host")))
+            and (name != "listener_cert" or utils.litellm_validate_tls.tls_enabled(settings))
             and (name not in SITE_CHECKS or pf_get(settings, "site", SITE_CHECKS[name]) not in (None, False, ""))
         ]
     if isinstance(checks, str):

@@ -2,8 +2,9 @@
 Preflight checks of what the deploy downloads from: ``trust`` (a verified
 TLS handshake with every https endpoint, with the site's trust) and
 ``package_index`` (``GET <index>/litellm/`` answers 200 and lists the pinned
-version). Neither touches the network when the pinned version is installed
-or an offline wheelhouse is set.
+version), neither touching the network when the pinned version is installed
+or an offline wheelhouse is set; and ``listener_cert``, the listener's own
+certificate (``litellm:tls``), checked offline.
 """
 
 import glob
@@ -130,3 +131,22 @@ def check_package_index(ctx, settings):
             return "fail", f"{http.site_store(settings)} cannot be loaded: {exc}"
     (answer,) = utils.litellm_net.parallel(lambda u: http.index_get(u, context), [page], PROBE_DEADLINE)
     return _index_verdict(http.url_without_credentials(page), settings.get("version"), answer)
+
+
+def check_listener_cert(ctx, settings):
+    """The listener's certificate (litellm:tls): pair, expiry, chain, names; warn under 30 days."""
+    utils = ctx.utils
+    if not utils.litellm_validate_tls.tls_enabled(settings):
+        return "skip", "litellm:tls:enabled is false: the listener speaks plain HTTP"
+    shape = []
+    utils.litellm_validate_tls.check_tls(utils, shape, dict(settings, tls=dict(settings["tls"], enabled=False)))
+    tls = settings["tls"]
+    if shape or not utils.litellm_tls_cert.certificates(tls.get("certificate")) or \
+            not utils.litellm_tls_cert.looks_like_key(tls.get("key")):
+        return "skip", "litellm:tls invalid (see the pillar check)"
+    errors, warnings, facts = utils.litellm_validate_tls.listener_cert_findings(utils, settings)
+    if errors:
+        return "fail", "; ".join(errors)
+    if warnings:
+        return "warn", "; ".join(warnings)
+    return "pass", f"certificate for {facts}, verified with {utils.litellm_http.site_store(settings)}"

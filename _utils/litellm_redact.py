@@ -49,7 +49,8 @@ def redact_secret(value, secret):
 
 
 def settings_secrets(settings):
-    """Strings of the formula's settings that must never be output: the master key, index and Redis passwords."""
+    """Strings of the formula's settings that must never be output: the master key, index and Redis passwords,
+    the listener's TLS key."""
     if not isinstance(settings, dict):
         return []
     secrets = []
@@ -69,6 +70,12 @@ def settings_secrets(settings):
     redis = settings.get("redis")
     if isinstance(redis, dict) and isinstance(redis.get("password"), str) and redis["password"]:
         secrets.append(redis["password"])
+    tls = settings.get("tls")
+    if isinstance(tls, dict) and isinstance(tls.get("key"), str) and tls["key"].strip():
+        # the PEM private key, and each of its base64 lines should one be shown alone
+        secrets.append(tls["key"])
+        secrets.extend(line.strip() for line in tls["key"].splitlines() if len(line.strip()) >= 16
+                       and not line.startswith("-----"))
     return secrets
 
 

@@ -66,7 +66,8 @@ def _keyed(utils, url, master_key, aliases, configured, options):
         chat.errors(utils, url, master_key, aliases, first, timeout),
         chat.latency(utils, url, master_key, aliases, first, options["latency_requests"], timeout),
         fanout.health(utils, url, master_key, configured, timeout),
-    ]
+    ] + ([utils.litellm_smoke_metrics.metrics(utils, url, master_key, first, options["metrics_url"], timeout)]
+         if options.get("metrics_url") else [])
 
 
 def client_key(utils, url, options):

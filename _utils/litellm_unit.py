@@ -10,7 +10,9 @@ in the config directory, uvicorn's own options) on the listening socket of
 while the service restarts instead of being refused.
 """
 
+import os
 import shlex
+import ssl
 
 LAUNCHER = "litellm_gateway.py"
 APP = "litellm_gateway:app"
@@ -49,9 +51,33 @@ def base_args(settings):
     return args
 
 
-def tls_args(settings):  # pylint: disable=unused-argument
-    """uvicorn's ``--ssl-*`` options for litellm:tls (none yet)."""
-    return []
+# litellm:tls: TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3's are OpenSSL's own).
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+
+def tls_files(settings):
+    """{'certificate': path, 'key': path}: the listener's TLS files in the config directory."""
+    config_dir = settings.get("config_dir") or "/etc/litellm"
+    return {"certificate": os.path.join(config_dir, "tls.crt"), "key": os.path.join(config_dir, "tls.key")}
+
+
+def tls_args(settings):
+    """
+    uvicorn's own ``--ssl-*`` options for litellm:tls ([] when off): the
+    chain and key files (paths, never the key), the server protocol
+    (Python's ``PROTOCOL_TLS_SERVER``, whose minimum is TLS 1.2) and TLS 1.2
+    ciphers with forward secrecy.
+    """
+    tls = settings.get("tls")
+    if not isinstance(tls, dict) or tls.get("enabled") is not True:
+        return []
+    files = tls_files(settings)
+    return [
+        "--ssl-certfile", files["certificate"],
+        "--ssl-keyfile", files["key"],
+        "--ssl-version", str(int(ssl.PROTOCOL_TLS_SERVER)),
+        "--ssl-ciphers", TLS12_CIPHERS,
+    ]
 
 
 def _capacity_int(settings, key):

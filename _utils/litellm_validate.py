@@ -7,6 +7,7 @@ which runs them all in a fixed order (tests rely on it).
 The sections live beside this one: ``litellm_validate_sections`` (backends,
 models, service, smoke, rollback, CA certificates, the free-form sections),
 ``litellm_validate_secrets`` (master key, Redis), ``litellm_validate_preflight``,
+``litellm_validate_tls`` (the listener's TLS, the metrics endpoint),
 ``litellm_keys`` (client keys), ``litellm_validate_capacity`` and ``litellm_layout`` (what the formula
 creates, and where it may). Every check is ``check_<x>(utils, errors, ...)``
 and appends messages naming the pillar key; none echoes a secret.
@@ -55,6 +56,8 @@ TOP_LEVEL_KEYS = {
     "redis",
     "keys",
     "capacity",
+    "tls",
+    "metrics",
 }
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+([.-]?(post|rc|a|b)\d+)?$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -222,4 +225,6 @@ def check_settings(utils, settings):
     if not isinstance(settings.get("preflight", {}), dict):
         errors.append(f"litellm:preflight: must be a mapping, got {describe(settings.get('preflight'))}")
     utils.litellm_validate_preflight.check_preflight(utils, errors, settings.get("preflight", {}))
+    utils.litellm_validate_tls.check_tls(utils, errors, settings)
+    utils.litellm_validate_tls.check_metrics(utils, errors, settings)
     return errors

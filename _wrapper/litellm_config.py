@@ -68,8 +68,11 @@ def _template(settings, saltenv):
         utils = _utils()
         plan = utils["litellm_capacity.plan"](settings)
         unit = utils["litellm_unit.template_values"](settings, plan, utils["litellm_capacity.unit_lines"](plan))
+        context = settings
+        if name == "litellm.env.jinja":  # as config/file.sls gives it: with the metrics environment
+            context = dict(settings, metrics_env=utils["litellm_edge.metrics_env"](settings))
         return funcs["slsutil.renderer"](
-            path=f"salt://litellm/files/{name}", default_renderer="jinja", saltenv=saltenv, litellm=settings, unit=unit
+            path=f"salt://litellm/files/{name}", default_renderer="jinja", saltenv=saltenv, litellm=context, unit=unit
         )
 
     return render

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 nftables gnupg util-linux redis-server)
+APT_PACKAGES=(debootstrap systemd-container openssh-client iproute2 nftables gnupg util-linux redis-server prometheus)
 VENV=${VENV:-.venv}
 STAMP="$VENV/.bootstrap-stamp"
 

@@ -15,13 +15,18 @@ cat >"$tmp/requirements.in" <<IN
 litellm[proxy]==$VERSION
 # Without prisma, a request with no key gets HTTP 500 instead of 401.
 prisma
+# The prometheus callback (litellm:metrics); litellm[proxy] does not pull it in.
+prometheus_client
 uv==$UV_VERSION
 IN
+# An existing lock's pins are kept (uv prefers the versions in the output
+# file): adding a package does not move the others.
+if [ -f "$out" ]; then cp "$out" "$tmp/lock.txt"; fi
 UV_NATIVE_TLS=1 .venv/bin/uv pip compile --quiet --universal --python-version 3.11 \
   --generate-hashes --no-header --output-file "$tmp/lock.txt" "$tmp/requirements.in"
 {
   echo "# Lock of litellm[proxy]==$VERSION for the litellm formula (hashes required)."
   echo "# Regenerate: make lock VERSION=$VERSION"
-  cat "$tmp/lock.txt"
+  sed "s|$tmp/||" "$tmp/lock.txt"
 } >"$out"
 echo "wrote $out ($(grep -c '==' "$out") pinned packages)"

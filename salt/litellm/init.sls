@@ -11,4 +11,5 @@ include:
   - .package
   - .config
   - .service
+  - .metrics
   - .smoke

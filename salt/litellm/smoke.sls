@@ -24,11 +24,19 @@ litellm-smoke-passed:
     - name: litellm
     - bind_host: {{ litellm.bind_host | json }}
     - bind_port: {{ litellm.bind_port | json }}
+{%- if litellm.tls.enabled %}
+    # litellm:tls: over https to the base_url host, verified (the site CAs are in the system store)
+    - url: {{ litellm.base_url | json }}
+{%- endif %}
     - models: {{ aliases | json }}
     - backends: {{ litellm.backends | json }}
     - concurrency: {{ litellm.smoke.concurrency }}
     - latency_requests: {{ litellm.smoke.latency_requests }}
     - chat_models: {{ litellm.smoke.chat_models }}
+{%- if litellm.metrics.enabled %}
+    # litellm:metrics: the endpoint answers without a key and counts a chat
+    - metrics_url: {{ salt['litellm_config.edge'](litellm).metrics_url | json }}
+{%- endif %}
     - evidence_dir: {{ litellm.smoke.evidence_dir or None | json }}
     # After a PASS the live config, env and venv are kept as a known-good
     # release; a FAIL after a change restores the newest one, restarts the

@@ -33,12 +33,11 @@ def _write_key(path: Path, key) -> None:
     os.chmod(path, 0o600)
 
 
-def _validity(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
-    """now-1 day (clock skew between host and container) .. now+30 days."""
+def _validity(builder: x509.CertificateBuilder, days: int = 30) -> x509.CertificateBuilder:
+    """now-1 day (clock skew between host and container) .. now+``days`` (negative: already expired)."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    return builder.not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(
-        now + datetime.timedelta(days=30)
-    )
+    before = now - datetime.timedelta(days=1 if days >= 0 else 2 - days)
+    return builder.not_valid_before(before).not_valid_after(now + datetime.timedelta(days=days))
 
 
 _KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -62,13 +61,13 @@ class CA:
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
 
-    def issue(self, dir, hosts) -> tuple[Path, Path]:
+    def issue(self, dir, hosts, valid_days: int = 30) -> tuple[Path, Path]:
         """
         A server certificate and key for ``hosts`` (IP addresses become IPAddress
         SANs, anything else DNS SANs; rustls in uv checks IPs only against
         IPAddress SANs), serverAuth, written as ``server.crt``/``server.key``
-        under ``dir``. The certificate file holds the leaf only: the CA is what
-        clients must be given.
+        under ``dir``, valid for ``valid_days`` from now (negative: expired). The
+        certificate file holds the leaf only: the CA is what clients must be given.
         """
         dir = Path(dir)
         dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +96,7 @@ class CA:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False
             )
         )
-        cert = _validity(builder).sign(self.key, hashes.SHA256())
+        cert = _validity(builder, valid_days).sign(self.key, hashes.SHA256())
         cert_path, key_path = dir / "server.crt", dir / "server.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key_path, key)
@@ -125,7 +124,7 @@ def make_ca(dir, name: str = "litellm-salt test CA") -> CA:
         .add_extension(_key_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
-    cert = _validity(builder).sign(key, hashes.SHA256())
+    cert = _validity(builder, 365).sign(key, hashes.SHA256())
     cert_path, key_path = dir / "ca.crt", dir / "ca.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     _write_key(key_path, key)

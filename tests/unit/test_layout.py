@@ -51,5 +51,5 @@ def test_every_sls_state_id_follows_the_naming_scheme():
     for path in (REPO / "salt/litellm").rglob("*.sls"):
         ids += re.findall(r"^(litellm-[a-z0-9{}\-_. |~/]+):\s*$", path.read_text(), re.M)
     assert len(ids) > 15
-    prefixes = ("validate", "owner", "preflight", "package", "config", "service", "smoke", "redis")
+    prefixes = ("validate", "owner", "preflight", "package", "config", "service", "smoke", "redis", "metrics")
     assert all(i.startswith(tuple(f"litellm-{p}-" for p in prefixes)) for i in ids), ids

@@ -13,6 +13,9 @@
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
+{%- set public_tls = (litellm.get('tls') or {}).copy() %}
+{%- do public_tls.pop('key', None) %}
+{%- do public.update({'tls': public_tls}) %}
 {#- Client keys (litellm:keys) with a plaintext key (GPG-encrypted pillar) are
     hashed here, while the SLS renders: the key itself is in none of these
     states' data (a bad litellm:keys is left to litellm.validate). #}
@@ -44,6 +47,9 @@
 {#- The env file needs the secrets, not the client keys. #}
 {%- set env_settings = litellm.copy() %}
 {%- do env_settings.pop('keys', None) %}
+{%- do env_settings.update({'tls': public_tls}) %}
+{#- litellm:metrics: PROMETHEUS_MULTIPROC_DIR (litellm_edge) #}
+{%- do env_settings.update({'metrics_env': salt['litellm_config.edge'](public).metrics_env}) %}
 
 include:
   - {{ tplroot }}.package
@@ -146,3 +152,31 @@ litellm-config-file-env-managed:
     - show_changes: False
     - require:
       - file: litellm-config-file-directory
+
+{#- The listener's TLS (litellm:tls): the chain is public; the key is read
+    from pillar by file.managed itself (contents_pillar), so it is in none of
+    these states' data, and never diffed. #}
+{%- if litellm.tls.enabled %}
+{%-   set tls_files = salt['litellm_config.edge'](public).tls_files %}
+litellm-config-file-tls-certificate-managed:
+  file.managed:
+    - name: {{ tls_files.certificate }}
+    - contents: {{ litellm.tls.certificate | json }}
+    - user: root
+    - group: {{ svc.group }}
+    - mode: '0644'
+    - require:
+      - file: litellm-config-file-directory
+
+litellm-config-file-tls-key-managed:
+  file.managed:
+    - name: {{ tls_files.key }}
+    - contents_pillar: litellm:tls:key
+    - user: root
+    - group: {{ svc.group }}
+    - mode: '0640'
+    # The listener's private key: never print a diff of it.
+    - show_changes: False
+    - require:
+      - file: litellm-config-file-directory
+{%- endif %}

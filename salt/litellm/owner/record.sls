@@ -12,6 +12,9 @@
 {%- for secret in ['master_key', 'keys', 'redis'] %}
 {%-   do public.pop(secret, None) %}
 {%- endfor %}
+{%- set public_tls = (litellm.get('tls') or {}).copy() %}
+{%- do public_tls.pop('key', None) %}
+{%- do public.update({'tls': public_tls}) %}
 
 include:
   - {{ tplroot }}.validate

@@ -16,6 +16,9 @@
 {%- set public_redis = (litellm.get('redis') or {}).copy() %}
 {%- do public_redis.pop('password', None) %}
 {%- do public.update({'redis': public_redis}) %}
+{%- set public_tls = (litellm.get('tls') or {}).copy() %}
+{%- do public_tls.pop('key', None) %}
+{%- do public.update({'tls': public_tls}) %}
 {%- do public.pop('keys', None) %}
 
 include:
@@ -74,6 +77,10 @@ litellm-service-running-service-running:
     - timeout: {{ svc.ready_timeout }}
     # a restart first lets in-flight requests finish (TimeoutStopSec)
     - drain: {{ salt['litellm_service.unit_values'](public)['timeout_stop'] }}
+{%- if litellm.tls.enabled %}
+    # litellm:tls: readiness over https, the certificate verified for the base_url host
+    - url: {{ litellm.base_url | json }}
+{%- endif %}
     # What puts a change live (not a watch: salt-ssh compiles requisites on
     # the controller, without custom mod_watch). Not the client key table
     # (litellm-config-file-keys-managed): the hook re-reads it.
@@ -85,6 +92,11 @@ litellm-service-running-service-running:
       - litellm-config-file-config-managed
       - litellm-config-file-env-managed
       - litellm-config-file-auth-hook-managed
+{%- if litellm.tls.enabled %}
+      # a renewed certificate or key: a rolling reload, like any other change
+      - litellm-config-file-tls-certificate-managed
+      - litellm-config-file-tls-key-managed
+{%- endif %}
     # A new supervisor (behind the held socket) for a new venv, unit or
     # launcher; a new listener for a new socket unit; else a rolling reload.
     - restart_on:
@@ -102,6 +114,10 @@ litellm-service-running-service-running:
       - file: litellm-config-file-config-managed
       - file: litellm-config-file-env-managed
       - file: litellm-config-file-auth-hook-managed
+{%- if litellm.tls.enabled %}
+      - file: litellm-config-file-tls-certificate-managed
+      - file: litellm-config-file-tls-key-managed
+{%- endif %}
 
 litellm-service-running-ready:
   litellm_service.ready:
@@ -109,6 +125,9 @@ litellm-service-running-ready:
     - host: {{ litellm.bind_host | json }}
     - port: {{ litellm.bind_port | json }}
     - timeout: {{ svc.ready_timeout }}
+{%- if litellm.tls.enabled %}
+    - url: {{ litellm.base_url | json }}
+{%- endif %}
     - require:
       - litellm_service: litellm-service-running-service-running
 

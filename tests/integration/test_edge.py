@@ -1,0 +1,259 @@
+"""
+The gateway's edge on a real systemd host of its own (one per module), applied
+with salt-ssh, the TLS key in the GPG-encrypted pillar:
+
+- a bad certificate/key pair, an expired certificate and a certificate whose
+  SANs miss the base_url host each stop the run at validation, naming the key,
+  and nothing on the host changes;
+- with litellm:tls and litellm:metrics: the chain and key are on the host
+  (key root:litellm 0640), claimed in the ownership record; the metrics unit
+  runs; a second apply changes nothing;
+- a real Prometheus (Debian's package, started here on loopback, stopped by
+  PID) scrapes the gateway's metrics endpoint with no key, and a PromQL query
+  over its HTTP API returns the count of the chats made here, by alias and backend;
+- the TLS key is nowhere it should not be; clean removes the files and the unit.
+
+- the openai SDK over https with the site CA works; without it, verification fails.
+"""
+
+import json
+import ssl
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import openai
+import pytest
+
+from tests.harness import pki, site
+from tests.harness.site import free_port
+
+from .conftest import Site, gateway_request, make_applier, make_controller, settings_with, start_gateway_host
+
+pytestmark = pytest.mark.integration
+
+VALIDATE = "litellm-validate-pillar-validated"
+CHATS = 3
+
+
+class EdgeSite(Site):
+    """The site's pillar, the TLS key encrypted beside the master key in litellm_secrets.sls."""
+
+    tls_key = ""
+
+    def write(self, settings=None):
+        super().write(settings)
+        if self.tls_key:
+            cipher = site.encrypt(self.gpg_home, self.tls_key)
+            body = "\n".join("      " + line if line else "" for line in cipher.splitlines())
+            with open(self.pillar_dir / "litellm_secrets.sls", "a") as handle:
+                handle.write(f"  tls:\n    key: |\n{body}\n")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    where = tmp_path_factory.mktemp("edge-pki")
+    ca = pki.make_ca(where / "ca")
+    made = {"ca": ca.cert_path.read_text()}
+    for name, hosts, days in (("good", ["localhost", "127.0.0.1"], 90), ("expired", ["localhost"], -1),
+                              ("wrong-san", ["elsewhere.example.internal"], 90),
+                              ("other", ["localhost"], 90)):
+        cert, key = ca.issue(where / name, hosts, valid_days=days)
+        made[name] = (cert.read_text(), key.read_text())
+    return made
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory, rootfs, gpg_home, master_key, backends, salt_factories):
+    root = tmp_path_factory.mktemp("edge")
+    port, metrics_port = free_port(), free_port()
+    base = site.site_settings(backends.urls, port)
+    the_site = EdgeSite(root / "pillar", gpg_home, master_key, base)
+    host = start_gateway_host(rootfs, "litellm-edge", the_site.pillar_dir, gpg_home, root / "host")
+    try:
+        controller = make_controller(salt_factories, "edge-controller", root / "controller", the_site.pillar_dir,
+                                     gpg_home)
+        outputs = []
+        applier = make_applier(controller, host, outputs, root / "roster")
+        yield {"site": the_site, "host": host, "apply": applier, "outputs": outputs, "port": port,
+               "metrics_port": metrics_port, "base": base, "root": root}
+    finally:
+        host.stop()
+
+
+def tls_pillar(edge, certs, cert="good", key=None, metrics=True):
+    the_site = edge["site"]
+    the_site.tls_key = certs[key or cert][1]
+    settings = settings_with(edge["base"], base_url=f"https://localhost:{edge['port']}",
+                             ca_certificates={"edge-ca": certs["ca"]},
+                             tls={"enabled": True, "certificate": certs[cert][0]})
+    if metrics:
+        settings["metrics"] = {"enabled": True, "bind_host": "127.0.0.1", "port": edge["metrics_port"]}
+    the_site.write(settings)
+    return settings
+
+
+def assert_bare(host):
+    for path in ("/etc/litellm", "/opt/litellm", "/var/lib/litellm-salt", "/etc/systemd/system/litellm.service"):
+        assert host.run(["test", "-e", path], check=False).returncode != 0, f"{path} exists"
+    assert host.run(["getent", "passwd", "litellm"], check=False).returncode != 0
+
+
+@pytest.mark.parametrize("cert, key, expected", [
+    ("good", "other", "litellm:tls:key: the private key does not match the certificate"),
+    ("expired", None, "litellm:tls:certificate: expired"),
+    ("wrong-san", None, "do not cover the litellm:base_url host 'localhost'"),
+])
+def test_a_bad_certificate_stops_the_run_before_any_change(edge, certs, cert, key, expected):
+    tls_pillar(edge, certs, cert, key)
+    run = edge["apply"].salt_ssh("state.apply", "litellm")
+    assert run.returncode != 0
+    assert run.states[VALIDATE]["result"] is False and expected in run.states[VALIDATE]["comment"], \
+        run.states[VALIDATE]["comment"]
+    assert [s for s, state in run.states.items() if state.get("changes")] == []
+    assert_bare(edge["host"])
+
+
+@pytest.fixture(scope="module")
+def deployed(edge, certs):
+    settings = tls_pillar(edge, certs)
+    run = edge["apply"].salt_ssh("state.apply", "litellm")
+    if run.returncode != 0:
+        journal = edge["host"].run(["journalctl", "--no-pager", "-n", "40", "-u", "litellm-metrics"], check=False)
+        pytest.fail(f"apply failed: {run.failed()}\nlitellm-metrics:\n{journal.stdout[-3000:]}")
+    return settings, run
+
+
+def test_the_tls_files_and_the_metrics_unit_are_deployed_and_claimed(edge, deployed):
+    host = edge["host"]
+    assert host.run(["stat", "-c", "%U:%G %a", "/etc/litellm/tls.key"]).stdout.strip() == "root:litellm 640"
+    assert host.run(["stat", "-c", "%U:%G %a", "/etc/litellm/tls.crt"]).stdout.strip() == "root:litellm 644"
+    record = json.loads(host.run(["cat", "/var/lib/litellm-salt/owned.json"]).stdout)
+    paths = json.dumps(record)
+    for path in ("/etc/litellm/tls.crt", "/etc/litellm/tls.key", "/etc/systemd/system/litellm-metrics.service"):
+        assert path in paths, record
+    assert host.run(["systemctl", "is-active", "litellm-metrics"], check=False).stdout.strip() == "active"
+    env = host.run(["cat", "/etc/litellm/litellm.env"]).stdout
+    assert "PROMETHEUS_MULTIPROC_DIR=/run/litellm/prometheus" in env
+
+
+def sdk(edge, ca=None):
+    context = ssl.create_default_context()
+    if ca:
+        context.load_verify_locations(cadata=ca)
+    return openai.OpenAI(base_url=f"https://localhost:{edge['port']}/v1", api_key=edge["site"].master_key,
+                         max_retries=0, timeout=60, http_client=openai.DefaultHttpxClient(verify=context))
+
+
+def _chat(edge, model="chat-small"):
+    reply = sdk(edge, edge["ca"]).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "count me"}])
+    return 200 if reply.choices[0].message.content else 0
+
+
+def test_the_openai_sdk_over_https_with_the_site_ca(edge, deployed, certs):
+    edge["ca"] = certs["ca"]
+    assert _chat(edge) == 200
+    with pytest.raises(openai.APIConnectionError) as caught:
+        sdk(edge).models.list()
+    assert "certificate verify failed" in str(caught.value.__cause__).lower() or \
+        "CERTIFICATE_VERIFY_FAILED" in repr(caught.value.__cause__)
+    with pytest.raises(ssl.SSLError):  # TLS 1.1 is refused
+        _old_handshake(edge)
+
+
+def _old_handshake(edge):
+    import socket
+
+    context = ssl.create_default_context(cadata=edge["ca"])
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_1
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", edge["port"]), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost"):
+            pass
+
+
+def _query(prom_port, promql):
+    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())["data"]["result"]
+
+
+@pytest.fixture(scope="module")
+def prometheus(edge, deployed):
+    """Debian's Prometheus on loopback, scraping the gateway every second; stopped by PID."""
+    work = edge["root"] / "prometheus"
+    work.mkdir()
+    port = free_port()
+    (work / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "litellm",
+                            "static_configs": [{"targets": [f"127.0.0.1:{edge['metrics_port']}"]}]}],
+    }))
+    log = open(work / "prometheus.log", "wb")
+    proc = subprocess.Popen(["prometheus", f"--config.file={work / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError((work / "prometheus.log").read_text()[-2000:])
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def test_a_real_prometheus_counts_the_chats_by_alias_and_backend(edge, prometheus):
+    status, _, _ = gateway_request(edge["metrics_port"], "GET", "/metrics")
+    assert status == 200  # no key of any kind
+    assert all(_chat(edge) == 200 for _ in range(CHATS))
+    promql = 'sum by (model_group, api_base) (litellm_deployment_total_requests_total{model_group="chat-small"})'
+    deadline, result = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        result = _query(prometheus, promql)
+        if sum(float(r["value"][1]) for r in result) >= CHATS:
+            break
+        time.sleep(1)
+    assert sum(float(r["value"][1]) for r in result) == CHATS, result
+    backends = {r["metric"]["api_base"].removesuffix("/api/chat") for r in result}
+    assert backends <= set(edge["base"]["backends"]) and backends, result
+    info = _query(prometheus, "litellm_salt_build_info")
+    assert info and info[0]["metric"]["litellm_version"] == "1.108.7", info
+
+
+def test_a_second_apply_changes_nothing(edge, deployed):
+    run = edge["apply"].salt_ssh("state.apply", "litellm").assert_ok()
+    assert run.changed() == []
+
+
+def test_the_tls_key_is_never_exposed(edge, deployed, certs):
+    host, key = edge["host"], certs["good"][1]
+    lines = [line for line in key.splitlines() if line and not line.startswith("-----")]
+    assert edge["outputs"] and all(line not in text for text in edge["outputs"] if text for line in lines)
+    journal = host.run(["journalctl", "--no-pager", "-o", "cat"]).stdout
+    cmdlines = host.run(["sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"]).stdout
+    assert not any(line in journal or line in cmdlines for line in lines)
+    readable = host.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "grep", "-rlF",
+                         "--devices=skip", "-f", "/dev/stdin", "/etc", "/opt", "/var", "/tmp", "/srv", "/run"],
+                        input="\n".join(lines) + "\n", check=False)
+    assert readable.stdout.strip() == "", readable.stdout
+    on_controller = [str(p) for p in (edge["root"] / "controller").rglob("*")
+                     if p.is_file() and not p.is_symlink() and lines[0].encode() in p.read_bytes()]
+    assert on_controller == []
+
+
+def test_clean_removes_the_tls_files_and_the_metrics_unit(edge, deployed):
+    edge["apply"].salt_ssh("state.apply", "litellm.clean").assert_ok()
+    for path in ("/etc/litellm/tls.key", "/etc/litellm/tls.crt", "/etc/systemd/system/litellm-metrics.service"):
+        assert edge["host"].run(["test", "-e", path], check=False).returncode != 0, f"{path} left behind"
+    assert edge["host"].run(["systemctl", "is-active", "litellm-metrics"], check=False).stdout.strip() != "active"
