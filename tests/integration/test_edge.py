@@ -29,7 +29,7 @@ import pytest
 from tests.harness import pki, site
 from tests.harness.site import free_port
 
-from .conftest import Site, gateway_request, make_applier, make_controller, settings_with, start_gateway_host
+from .conftest import Site, gateway_host, gateway_request, make_applier, make_controller, settings_with
 
 pytestmark = pytest.mark.integration
 
@@ -70,16 +70,13 @@ def edge(tmp_path_factory, rootfs, gpg_home, master_key, backends, salt_factorie
     port, metrics_port = free_port(), free_port()
     base = site.site_settings(backends.urls, port)
     the_site = EdgeSite(root / "pillar", gpg_home, master_key, base)
-    host = start_gateway_host(rootfs, "litellm-edge", the_site.pillar_dir, gpg_home, root / "host")
-    try:
+    with gateway_host(rootfs, "litellm-edge", the_site.pillar_dir, gpg_home, root / "host") as host:
         controller = make_controller(salt_factories, "edge-controller", root / "controller", the_site.pillar_dir,
                                      gpg_home)
         outputs = []
         applier = make_applier(controller, host, outputs, root / "roster")
         yield {"site": the_site, "host": host, "apply": applier, "outputs": outputs, "port": port,
                "metrics_port": metrics_port, "base": base, "root": root}
-    finally:
-        host.stop()
 
 
 def tls_pillar(edge, certs, cert="good", key=None, metrics=True):
