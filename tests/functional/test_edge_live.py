@@ -11,11 +11,9 @@ arguments and environment the formula's pure functions give
   key and counts a chat per alias, backend and client, with the info metric;
 - the TLS key is in no argv and no log.
 
-The venv is built once at /var/cache/litellm-salt/edge-venv, like smoke-venv.
+The venv is the functional tests' one (smoke-venv, from the shipped lock).
 """
 
-import fcntl
-import hashlib
 import os
 import re
 import secrets
@@ -32,32 +30,13 @@ import openai
 import pytest
 
 from tests.conftest import REPO, SALT_UTILS, load_salt_module, merged
-from tests.functional.test_litellm_smoke_live import LOCK, MODELS, READY_TIMEOUT, UV, Stub, _python, free_port
+from tests.functional.conftest import MODELS, READY_TIMEOUT, Stub, ensure_venv, free_port
 from tests.harness import pki
 
-CACHE = Path("/var/cache/litellm-salt")
-VENV = CACHE / "edge-venv"
-MARKER = VENV / ".smoke-lock.sha256"
 WORKERS = 2
 edge = SALT_UTILS.litellm_edge
 unit = SALT_UTILS.litellm_unit
 litellm_config = load_salt_module("modules", "litellm_config")
-
-
-def ensure_edge_venv():
-    digest = hashlib.sha256(LOCK.read_bytes()).hexdigest()
-    with open(CACHE / "edge-venv.lock", "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        if MARKER.exists() and MARKER.read_text().strip() == digest and (VENV / "bin" / "litellm").exists():
-            return VENV
-        shutil.rmtree(VENV, ignore_errors=True)
-        env = dict(os.environ, UV_NATIVE_TLS="1")
-        for argv in ([str(UV), "venv", "-q", "-p", _python(), str(VENV)],
-                     [str(UV), "pip", "sync", "-q", "--require-hashes", "--compile-bytecode",
-                      "--python", str(VENV / "bin" / "python"), str(LOCK)]):
-            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=900)
-        MARKER.write_text(digest + "\n")
-    return VENV
 
 
 class EdgeGateway:
@@ -149,7 +128,7 @@ class EdgeGateway:
 def gateway(tmp_path_factory):
     stubs = [Stub("llm01"), Stub("llm02")]
     try:
-        gw = EdgeGateway(ensure_edge_venv(), tmp_path_factory.mktemp("edge"), [s.url for s in stubs])
+        gw = EdgeGateway(ensure_venv(), tmp_path_factory.mktemp("edge"), [s.url for s in stubs])
         print(f"\nLiteLLM (bare uvicorn, TLS, {WORKERS} workers) ready after {gw.ready_after} s")
         yield gw
         gw.stop()
