@@ -27,7 +27,7 @@ import pytest
 
 from tests import burst
 from tests.conftest import load_salt_module, merged
-from tests.functional.test_litellm_smoke_live import MODELS, READY_TIMEOUT, STUB_MODELS, ensure_venv, free_port
+from tests.functional.conftest import MODELS, READY_TIMEOUT, STUB_MODELS, ensure_venv, free_port
 from tests.ollama_stub import start_stub_process, stop_stub_process
 
 litellm_config = load_salt_module("modules", "litellm_config")
