@@ -287,11 +287,6 @@ def _render_template(salt, name, settings, saltenv):
     return result
 
 
-def _env_settings(settings):
-    """The env template's context, as config/file.sls gives it: with the metrics environment."""
-    return dict(settings, metrics_env=edge(settings)["metrics_env"])
-
-
 def render(settings=None, saltenv="base"):
     """
     Render, without touching the host, the files the formula would write for
@@ -312,14 +307,16 @@ def render(settings=None, saltenv="base"):
         settings = _merged_settings(saltenv)
         if settings is _NO_MAP:
             return __utils__["litellm_steps.no_map"]()
-    salt = _loaded(__salt__)  # the template is rendered from the utils' loader context
+    # the templates are rendered from the utils' loader context, where these proxies would not resolve
+    salt, utils = _loaded(__salt__), _loaded(__utils__)
 
     def template(name):
-        # the env template's context is config/file.sls's: with the metrics environment
-        context = _env_settings(settings) if name == "litellm.env.jinja" else settings
+        context = settings
+        if name == "litellm.env.jinja":  # as config/file.sls gives it: with the metrics environment
+            context = dict(settings, metrics_env=utils["litellm_edge.metrics_env"](settings))
         return _render_template(salt, name, context, saltenv)
 
-    return __utils__["litellm_steps.rendered"](_loaded(__utils__), settings, template)
+    return utils["litellm_steps.rendered"](utils, settings, template)
 
 
 def rollback(steps=1, service="litellm", ready_timeout=180):

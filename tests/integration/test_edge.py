@@ -185,7 +185,7 @@ def prometheus(edge, deployed):
     port = free_port()
     (work / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [{"job_name": "litellm",
+        "scrape_configs": [{"job_name": "litellm", "metrics_path": "/metrics/",
                             "static_configs": [{"targets": [f"127.0.0.1:{edge['metrics_port']}"]}]}],
     }))
     log = open(work / "prometheus.log", "wb")
@@ -211,7 +211,7 @@ def prometheus(edge, deployed):
 
 
 def test_a_real_prometheus_counts_the_chats_by_alias_and_backend(edge, prometheus):
-    status, _, _ = gateway_request(edge["metrics_port"], "GET", "/metrics")
+    status, _, _ = gateway_request(edge["metrics_port"], "GET", "/metrics/")
     assert status == 200  # no key of any kind
     assert all(_chat(edge) == 200 for _ in range(CHATS))
     promql = 'sum by (model_group, api_base) (litellm_deployment_total_requests_total{model_group="chat-small"})'
