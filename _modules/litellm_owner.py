@@ -161,15 +161,26 @@ def _write_record(record, path=None):
     os.replace(tmp, path)
 
 
+def _ours(unit_path):
+    """A unit file that carries the formula's header."""
+    try:
+        with open(unit_path, encoding="utf-8") as handle:
+            return handle.read(len(_plan("managed_header"))) == _plan("managed_header")
+    except OSError:
+        return False
+
+
 def _legacy_record(entries):
     """Adopt a deploy of a formula version before the record (see ``legacy_entries``)."""
     for entry in entries:
-        if entry["kind"] == "unit" and os.path.isfile(entry["path"]):
+        if entry["kind"] == "unit" and entry["path"].endswith(".service") and os.path.isfile(entry["path"]):
             try:
                 with open(entry["path"], encoding="utf-8") as handle:
                     adopted = _plan("legacy_entries", handle.read(), entry["path"])
             except OSError:
                 return None
+            # another unit it names (its socket) only when the formula wrote it too
+            adopted = [e for e in adopted if e["path"] == entry["path"] or e["kind"] != "unit" or _ours(e["path"])]
             # and the formula's own directories (known-good releases, evidence, installer cache)
             adopted += [e for e in entries if e.get("key") is None or e["kind"] == "store" and
                         (e["path"] + "/").startswith(_store() + "/")]

@@ -116,6 +116,11 @@ def removal_order(record_entries, jobs):
     )
 
 
+def managed_header():
+    """The first line of every unit file the formula writes."""
+    return MANAGED_HEADER
+
+
 def legacy_entries(unit_text, unit_path):
     """
     A unit file written by a formula version from before the record (it
@@ -138,12 +143,15 @@ def legacy_entries(unit_text, unit_path):
     if fields.get("EnvironmentFile", "").startswith("/"):
         entries.append({"kind": "dir", "key": "config_dir", "job": "config",
                         "path": os.path.dirname(fields["EnvironmentFile"].lstrip("-"))})
+    if fields.get("Requires") == f"{name}.socket":  # the zero-downtime unit's socket (kept only if it is ours)
+        entries.append({"kind": "unit", "key": "service:name", "job": "service",
+                        "path": os.path.join(os.path.dirname(unit_path), f"{name}.socket"), "name": f"{name}.socket"})
     program = fields.get("ExecStart", "").split(" ")[0]
-    if program.endswith("/bin/litellm"):
+    if program.endswith(("/bin/litellm", "/bin/python")):  # the CLI, or uvicorn under the launcher
         venv = os.path.dirname(os.path.dirname(program))
         entries.append({"kind": "venv", "key": "venv", "job": "package", "path": venv})
         entries.append({"kind": "dir", "key": "venv", "job": "package", "path": f"{venv}-releases"})
-    for field, root in (("StateDirectory", "/var/lib"), ("CacheDirectory", "/var/cache")):
+    for field, root in (("StateDirectory", "/var/lib"), ("CacheDirectory", "/var/cache"), ("RuntimeDirectory", "/run")):
         if fields.get(field):
             entries.append({"kind": "dir", "key": "service:name", "job": "package",
                             "path": f"{root}/{fields[field]}"})

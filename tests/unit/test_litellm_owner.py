@@ -357,3 +357,17 @@ def test_litellm_redis_claims_the_redis_server_package_only_when_the_formula_ins
     litellm_owner.remove(["redis"])
     salt_funcs["service.stop"].assert_called_once_with("redis-server")
     salt_funcs["pkg.purge"].assert_called_once_with("redis-server")
+
+
+def test_a_zero_downtime_unit_without_its_record_is_adopted_with_its_socket():
+    unit = (
+        "# Managed by Salt (litellm formula). Local edits are overwritten.\n[Unit]\nRequires=gw.socket\n"
+        "[Service]\nUser=gw\nGroup=gw\nEnvironmentFile=/etc/gw/litellm.env\n"
+        "ExecStart=/opt/gw/venv/bin/python /etc/gw/litellm_gateway.py --fd 3 litellm_gateway:app\n"
+        "StateDirectory=gw\nCacheDirectory=gw\nRuntimeDirectory=gw\n"
+    )
+    found = {(e["kind"], e.get("name") or e["path"])
+             for e in owner_plan.legacy_entries(unit, "/etc/systemd/system/gw.service")}
+    assert {("unit", "gw.socket"), ("venv", "/opt/gw/venv"), ("dir", "/run/gw")} <= found, found
+    assert owner_plan.legacy_entries(unit.replace("Requires=gw.socket", "Requires=x.socket"),
+                                     "/etc/systemd/system/gw.service")[1]["kind"] != "unit"
