@@ -170,9 +170,12 @@ def redact_env(text):
 # --- thin wrappers (pillar, file server) ---------------------------------------
 
 
+_NO_MAP = object()
+
+
 def _merged_settings(saltenv):
-    """The formula's merged settings, through map.jinja itself."""
-    return __utils__["litellm_settings.merged"](_loaded(__salt__), saltenv)
+    """The formula's merged settings, through map.jinja itself; _NO_MAP without the state tree here."""
+    return __utils__["litellm_settings.merged"](_loaded(__salt__), saltenv, without_map=_NO_MAP)
 
 
 def validate(settings=None, saltenv="base"):
@@ -180,6 +183,8 @@ def validate(settings=None, saltenv="base"):
     Validate the formula's settings: the merged map of defaults and pillar, or
     the given ``settings``. Returns ``{"valid": bool, "errors": [...]}``; each
     error names the pillar key and the problem. Secrets are never echoed.
+    Through salt-ssh the controller runs it (``_wrapper/litellm_config.py``);
+    where neither pillar nor the state tree is, the one error says what to run.
 
     CLI Example:
 
@@ -190,8 +195,9 @@ def validate(settings=None, saltenv="base"):
     """
     if settings is None:
         settings = _merged_settings(saltenv)
-    errors = check_settings(settings)
-    return {"valid": not errors, "errors": errors}
+        if settings is _NO_MAP:
+            return __utils__["litellm_steps.no_map"]()
+    return __utils__["litellm_steps.validation"](_loaded(__utils__), settings)
 
 
 def layout(settings=None, saltenv="base"):
@@ -212,11 +218,11 @@ def layout(settings=None, saltenv="base"):
     return plan_layout(settings)
 
 
-def _render_template(name, settings, saltenv):
-    contents = __salt__["cp.get_file_str"](f"salt://litellm/files/{name}", saltenv=saltenv)
+def _render_template(salt, name, settings, saltenv):
+    contents = salt["cp.get_file_str"](f"salt://litellm/files/{name}", saltenv=saltenv)
     if contents is False or contents is None:
         raise FileNotFoundError(f"salt://litellm/files/{name} not found in saltenv {saltenv!r}")
-    result = __salt__["file.apply_template_on_contents"](
+    result = salt["file.apply_template_on_contents"](
         contents, template="jinja", context={"litellm": settings}, defaults={}, saltenv=saltenv
     )
     return result
@@ -228,7 +234,8 @@ def render(settings=None, saltenv="base"):
     the current pillar (or the given ``settings``): ``config`` (config.yaml),
     ``env`` (litellm.env, master key redacted), ``keys`` (client-keys.json:
     hashes, never keys) and ``unit`` (the systemd unit), plus the validation
-    ``errors``. Nothing is rendered when the settings are invalid.
+    ``errors``. Nothing is rendered when the settings are invalid. Through
+    salt-ssh the controller renders (``_wrapper/litellm_config.py``).
 
     CLI Example:
 
@@ -239,17 +246,14 @@ def render(settings=None, saltenv="base"):
     """
     if settings is None:
         settings = _merged_settings(saltenv)
-    errors = check_settings(settings)
-    if errors:
-        return {"valid": False, "errors": errors}
-    return {
-        "valid": True,
-        "errors": [],
-        "config": config_text(settings),
-        "env": redact_env(_render_template("litellm.env.jinja", settings, saltenv)),
-        "keys": key_table_text(settings),
-        "unit": _render_template("litellm.service.jinja", settings, saltenv),
-    }
+        if settings is _NO_MAP:
+            return __utils__["litellm_steps.no_map"]()
+    salt = _loaded(__salt__)  # the template is rendered from the utils' loader context
+
+    def template(name):
+        return _render_template(salt, name, settings, saltenv)
+
+    return __utils__["litellm_steps.rendered"](_loaded(__utils__), settings, template)
 
 
 def rollback(steps=1, service="litellm", ready_timeout=180):

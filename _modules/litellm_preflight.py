@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 __virtualname__ = "litellm_preflight"
 
 NO_PILLAR_NOTE = (
-    "no litellm pillar and no salt://litellm/map.jinja here: salt-ssh runs a custom "
-    "module without pillar or the state tree; run 'state.sls litellm.preflight' with salt-ssh, "
-    "or salt-call on the host"
+    "no litellm pillar and no salt://litellm/map.jinja here: salt-ssh ran the module on the target "
+    "without the formula's wrapper; run salt-ssh from the repository root with the formula's "
+    "etc/salt/master (wrapper_dirs), or: salt-ssh <target> state.sls litellm.preflight"
 )
 NO_MAP_NOTE = (
     "no salt://litellm/map.jinja here, so not the formula's defaults: pillar alone was checked; "
-    "run 'state.sls litellm.preflight' with salt-ssh, or salt-call on the host"
+    "run salt-ssh with the formula's etc/salt/master (wrapper_dirs), or: salt-ssh <target> state.sls litellm.preflight"
 )
 
 
@@ -97,9 +97,10 @@ def run(settings=None, evidence_dir=None, checks=None, saltenv="base"):
     ``litellm:preflight:evidence_dir``) a bundle ``preflight-<UTC>/`` with
     ``report.json`` and ``summary.txt`` is written there (0700/0600), and
     only the newest ``litellm:preflight:keep_evidence`` bundles are kept.
-    Without the state tree on the target (``salt-ssh <target>
-    litellm_preflight.run``) the formula's defaults are not known: pillar
-    alone is checked, and the pillar check says why it fails.
+    Through salt-ssh the formula's wrapper (``_wrapper/litellm_preflight.py``)
+    merges the settings on the controller and runs this on the target as a
+    state; called on a target without pillar or the state tree, the pillar
+    check fails saying what to run instead.
 
     CLI Example:
 

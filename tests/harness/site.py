@@ -117,8 +117,11 @@ def master_config(root_dir, pillar_dir, gpg_home):
         "gpg_decrypt_must_succeed": True,
         "ssh_log_file": str(Path(root_dir) / "ssh.log"),
         "log_level_logfile": "warning",
-        # as etc/salt/master: the target's grains computed at most every 5 minutes
-        "ssh_minion_opts": {"grains_cache": True},
+        # as etc/salt/master: the formula's salt-ssh wrappers (validate, render, preflight run on the
+        # controller with the state tree and pillar), named again for the target's options, which
+        # salt-ssh 3008 reloads the wrappers with; grains computed at most every 5 minutes
+        "wrapper_dirs": [str(REPO / "_wrapper")],
+        "ssh_minion_opts": {"grains_cache": True, "wrapper_dirs": [str(REPO / "_wrapper")]},
     }
 
 
