@@ -22,7 +22,7 @@ from tests.harness import site
 from tests.harness.common import CONTAINER_PATH
 from tests.harness.ssh import CLIENT_OPTIONS, CONTROL_OPTIONS
 
-from .conftest import TARGET, Applier, make_controller, start_gateway_host
+from .conftest import TARGET, Applier, gateway_host, make_controller
 
 pytestmark = pytest.mark.integration
 
@@ -84,13 +84,10 @@ def steps(rootfs, salt_factories, tmp_path_factory, backends):
     (root / "pillar").mkdir()
     gpg_home = root / "gpg"  # empty: new-site makes the controller's key
     gpg_home.mkdir(mode=0o700)
-    host = start_gateway_host(rootfs, "litellm-steps", root / "pillar", gpg_home, root / "host")
-    site.GPG_HOMES.append(gpg_home)
-    try:
+    with gateway_host(rootfs, "litellm-steps", root / "pillar", gpg_home, root / "host") as host:
+        site.GPG_HOMES.append(gpg_home)
         controller = make_controller(salt_factories, "steps", root / "controller", root / "pillar", gpg_home)
         yield Steps(root, host, controller, [])
-    finally:
-        host.stop()
 
 
 # --- step 2 first: site setup from nothing --------------------------------------------------
