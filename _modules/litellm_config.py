@@ -187,7 +187,7 @@ def config_text(settings):
 def key_table(settings):
     """
     The client key table (client-keys.json) as a dict: per client its key's
-    SHA-256 (never the key), models (all aliases by default), limits, expiry
+    SHA-256 (never the key), models (``[]``, every alias, by default), limits, expiry
     (aware ISO date-time) and disabled flag. Read by the formula's hook, which
     re-reads it when it changes: no restart.
 

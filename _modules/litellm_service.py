@@ -95,6 +95,24 @@ def unit_values(settings):
     return _unit("template_values", settings, plan, __utils__["litellm_capacity.unit_lines"](plan))
 
 
+def drain_seconds(settings):
+    """
+    TimeoutStopSec= of the unit (the drain of in-flight requests plus a
+    margin), or None for settings that do not say it (a bad pillar: the
+    validate gate stops that run before this is used).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call litellm_service.drain_seconds '{"service": {"graceful_timeout": 600}}'
+    """
+    try:
+        return _unit("timeout_stop", settings)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _run(argv, timeout=60):
     return __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True, timeout=timeout)
 

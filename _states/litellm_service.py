@@ -88,6 +88,7 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
             - require: [...]   # every watched state
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
+    drain = 630 if drain is None else drain
     socket, service = f"{name}.socket", f"{name}.service"
     todo = [unit for unit in (socket, service) if _is("enabled", unit) != "enabled"]
     socket_active = _is("active", socket) == "active"

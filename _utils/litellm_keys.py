@@ -168,17 +168,17 @@ def check_keys(utils, errors, keys, models, master_key):
 def key_table(settings):
     """
     The client key table (client-keys.json) as a dict: per client its key's
-    SHA-256 (never the key), models (all aliases by default), limits, expiry
-    (aware ISO date-time) and disabled flag. Read by the formula's hook, which
-    re-reads it when it changes: no restart.
+    SHA-256 (never the key), models (``[]``: every alias, LiteLLM's "all
+    models", so adding or removing an alias leaves the table as it is),
+    limits, expiry (aware ISO date-time) and disabled flag. Read by the
+    formula's hook, which re-reads it when it changes: no restart.
     """
-    aliases = alias_names(settings.get("models"))
     clients = {}
     for name, spec in sorted((settings.get("keys") or {}).items()):
         expires = spec.get("expires")
         clients[name] = {
             "hash": key_hash(spec),
-            "models": list(spec.get("models") or aliases),
+            "models": list(spec.get("models") or []),
             "rpm": spec.get("rpm"),
             "tpm": spec.get("tpm"),
             "max_parallel": spec.get("max_parallel"),

@@ -15,43 +15,28 @@ options). Every other ``litellm_config`` function runs on the target.
 
 import logging
 import os
-
-import salt.loader
-from salt.loader.context import NamedLoaderContext
+import sys
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "litellm_config"
 
-UTILS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "_utils")
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [] if _HERE in sys.path else [_HERE]  # the wrappers' shared file is beside them
+import litellm_wrapper_common as _common  # noqa: E402
 
 
 def __virtual__():
-    if not os.path.isfile(os.path.join(UTILS_DIR, "litellm_steps.py")):
-        return (False, f"the litellm_config wrapper needs the formula's _utils beside it ({UTILS_DIR})")
-    return __virtualname__
-
-
-def _loaded(dunder):
-    """The object behind a loader dunder: Salt's proxies resolve only in this module's own context."""
-    return dunder.value() if isinstance(dunder, NamedLoaderContext) else dunder
-
-
-def _utils():
-    if "litellm_steps.utils" not in __context__:
-        opts = dict(__opts__)
-        opts["utils_dirs"] = [UTILS_DIR]
-        __context__["litellm_steps.utils"] = salt.loader.utils(opts)
-    return __context__["litellm_steps.utils"]
+    return _common.virtual(__virtualname__)
 
 
 def _settings(utils, saltenv):
     """(settings, None), or (None, the answer saying why there are none)."""
-    problems = utils["litellm_steps.pillar_errors"](_loaded(__pillar__))
+    problems = utils["litellm_steps.pillar_errors"](_common.loaded(__pillar__))
     if problems:
         return None, {"valid": False, "errors": problems}
     try:
-        return utils["litellm_settings.merged"](_loaded(__salt__), saltenv), None
+        return utils["litellm_settings.merged"](_common.loaded(__salt__), saltenv), None
     except Exception as exc:  # pylint: disable=broad-except
         log.debug("litellm/map.jinja did not render", exc_info=True)
         detail = " ".join(str(exc).split())[:500]
@@ -61,11 +46,11 @@ def _settings(utils, saltenv):
 
 
 def _template(settings, saltenv):
-    funcs = _loaded(__salt__)  # called from the utils' loader context, where the proxy would not resolve
+    funcs = _common.loaded(__salt__)  # called from the utils' loader context, where the proxy would not resolve
 
     def render(name):
         # The unit templates ask litellm_service on a target; here the same pure values come in the context.
-        utils = _utils()
+        utils = _common.utils(__opts__, __context__)
         plan = utils["litellm_capacity.plan"](settings)
         unit = utils["litellm_unit.template_values"](settings, plan, utils["litellm_capacity.unit_lines"](plan))
         context = settings
@@ -90,7 +75,7 @@ def validate(settings=None, saltenv="base"):
 
         salt-ssh gateway litellm_config.validate
     """
-    utils = _utils()
+    utils = _common.utils(__opts__, __context__)
     if settings is None:
         settings, answer = _settings(utils, saltenv)
         if answer:
@@ -110,7 +95,7 @@ def render(settings=None, saltenv="base"):
 
         salt-ssh gateway litellm_config.render --out=yaml
     """
-    utils = _utils()
+    utils = _common.utils(__opts__, __context__)
     if settings is None:
         settings, answer = _settings(utils, saltenv)
         if answer:

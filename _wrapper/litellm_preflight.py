@@ -15,48 +15,34 @@ Loaded through ``wrapper_dirs`` (``etc/salt/master``, also in
 
 import logging
 import os
+import sys
 
 import salt.client.ssh.wrapper
-import salt.loader
-from salt.loader.context import NamedLoaderContext
 
 log = logging.getLogger(__name__)
 
 __virtualname__ = "litellm_preflight"
 
-UTILS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "_utils")
+_HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path[:0] = [] if _HERE in sys.path else [_HERE]  # the wrappers' shared file is beside them
+import litellm_wrapper_common as _common  # noqa: E402
 
 
 def __virtual__():
-    if not os.path.isfile(os.path.join(UTILS_DIR, "litellm_steps.py")):
-        return (False, f"the litellm_preflight wrapper needs the formula's _utils beside it ({UTILS_DIR})")
-    return __virtualname__
-
-
-def _loaded(dunder):
-    """The object behind a loader dunder: Salt's proxies resolve only in this module's own context."""
-    return dunder.value() if isinstance(dunder, NamedLoaderContext) else dunder
-
-
-def _utils():
-    if "litellm_steps.utils" not in __context__:
-        opts = dict(__opts__)
-        opts["utils_dirs"] = [UTILS_DIR]
-        __context__["litellm_steps.utils"] = salt.loader.utils(opts)
-    return __context__["litellm_steps.utils"]
+    return _common.virtual(__virtualname__)
 
 
 def _ssh_check(utils):
-    target = getattr(_loaded(__salt__), "kwargs", {}) or {}
+    target = getattr(_common.loaded(__salt__), "kwargs", {}) or {}
     master = (__opts__.get("__master_opts__") or __opts__).get("ssh_options") or []
     status, detail = utils["litellm_steps.control_master"](target.get("ssh_options") or [], master)
     return status, detail
 
 
 def _report(settings, evidence_dir, checks, saltenv):
-    utils = _utils()
-    funcs = _loaded(__salt__)
-    problems = utils["litellm_steps.pillar_errors"](_loaded(__pillar__))
+    utils = _common.utils(__opts__, __context__)
+    funcs = _common.loaded(__salt__)
+    problems = utils["litellm_steps.pillar_errors"](_common.loaded(__pillar__))
     if problems:
         return utils["litellm_steps.failed_report"](utils, "pillar", "; ".join(problems))
     if settings is None:

@@ -54,15 +54,7 @@ def _write(bench, settings, key=None):
     harness_site.write_pillar(bench.workdir / "pillar", settings, bench.gpg_home, bench.master_key)
 
 
-def _with(settings, **changes):
-    out = copy.deepcopy(settings)
-    for key, value in changes.items():
-        node = out
-        *parents, last = key.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return out
+_with = harness_site.settings_with
 
 
 def classes(base):

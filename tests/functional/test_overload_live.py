@@ -20,6 +20,7 @@ import secrets
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import openai
@@ -148,24 +149,51 @@ def test_a_burst_above_admission_is_served_or_refused_never_dropped(gateway, stu
     assert "too many open files" not in gateway.log.read_text(errors="replace").lower()
 
 
-def test_the_openai_sdk_retries_a_refusal_and_is_served(gateway):
+def stub_configure(url, **changes):
+    request = urllib.request.Request(url + "/_stub/config", data=json.dumps(changes).encode(),
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def refused_now(gateway):
+    """Whether one plain request is refused now (503): every slot taken, the queue full or timed out."""
+    body = json.dumps({"model": "chat-small", "messages": [{"role": "user", "content": "probe"}]}).encode()
+    request = urllib.request.Request(gateway.url + "/v1/chat/completions", data=body, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {MASTER_KEY}"})
+    try:
+        urllib.request.urlopen(request, timeout=30).read()
+    except urllib.error.HTTPError as error:
+        return error.code == 503
+    return False
+
+
+def test_the_openai_sdk_retries_a_refusal_and_is_served(gateway, stubs):
+    # the backends hold every admitted request for 8 s: the slots stay taken however slow this machine is
+    for url in stubs:
+        stub_configure(url, delay_ms=8000)
     filler = threading.Thread(
         target=burst.burst, args=("127.0.0.1", gateway.port, MASTER_KEY, "chat-small", 3 * gateway.plan["admitted"]),
         kwargs={"timeout": 60},
     )
     filler.start()
     try:
-        time.sleep(2)  # every slot is taken, every queued request timed out
+        deadline = time.monotonic() + 30
+        while not refused_now(gateway):
+            assert time.monotonic() < deadline, "the burst never filled the admission"
         client = openai.OpenAI(base_url=gateway.url + "/v1", api_key=MASTER_KEY, max_retries=0, timeout=30)
         with pytest.raises(openai.InternalServerError) as refused:
             client.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}])
         response = refused.value.response
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert response.json()["error"]["type"] == "overloaded_error"
+        for url in stubs:
+            stub_configure(url, delay_ms=0)
         patient = client.with_options(max_retries=30)
         t0 = time.monotonic()
         answer = patient.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}])
         assert answer.choices[0].message.content.startswith("Hello from llm0")
         assert time.monotonic() - t0 >= 1  # it was refused and retried after Retry-After
     finally:
+        for url in stubs:
+            stub_configure(url, delay_ms=0)
         filler.join(timeout=90)

@@ -5,6 +5,7 @@ renderer, a salt-ssh master config and roster, and a minion config for
 salt-call --local inside the test host. Stdlib and the gpg binary only.
 """
 
+import copy
 import json
 import os
 import secrets
@@ -104,6 +105,18 @@ def site_settings(backends, bind_port, models=None, ca_bundle="/etc/litellm-test
         "service": {"ready_timeout": 180},
     }
     settings.update(extra)
+    return settings
+
+
+def settings_with(base, **changes):
+    """A copy of ``base`` (site settings) with ``a__b=value`` set at litellm:a:b."""
+    settings = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = settings
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
     return settings
 
 

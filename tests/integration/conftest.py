@@ -26,6 +26,8 @@ PILLAR_IN_HOST = "/srv/litellm-pillar"
 GPG_IN_HOST = "/srv/litellm-gpg"
 MINION_CONF_IN_HOST = "/etc/litellm-test/salt"
 TARGET = "gateway"
+# the formula's record of what it made on a target (litellm_owner: STORE/owned.json)
+OWNER_RECORD_IN_HOST = "/var/lib/litellm-salt/owned.json"
 
 
 def pytest_collection_modifyitems(items):
@@ -173,6 +175,26 @@ def host(rootfs, test_site, gpg_home, site_dir):
         yield systemd_host
 
 
+@pytest.fixture(scope="module", autouse=True)
+def session_host_left_bare(request):
+    """
+    A module that uses the session's host leaves it bare even when its own
+    fixture failed before its clean (a failed deploy): its pillar and master
+    key are put back and, when the formula's record is still on the host,
+    ``litellm.clean`` runs. Under xdist any module may come next on this host.
+    """
+    if not any("host" in getattr(item, "fixturenames", ()) for item in request.node.items):
+        yield
+        return
+    test_site, host = request.getfixturevalue("test_site"), request.getfixturevalue("host")
+    settings, master_key = copy.deepcopy(test_site.settings), test_site.master_key
+    yield
+    test_site.master_key = master_key
+    test_site.write(settings)
+    if host.run(["test", "-e", OWNER_RECORD_IN_HOST], check=False).returncode == 0:
+        request.getfixturevalue("apply").salt_ssh("state.apply", "litellm.clean").assert_ok()
+
+
 @pytest.fixture(scope="session")
 def outputs():
     """Every text Salt printed during the session: scanned for the secret."""
@@ -269,16 +291,7 @@ def apply(salt_master_factory, host, outputs, site_dir):
     return make_applier(salt_master_factory, host, outputs, site_dir / "roster")
 
 
-def settings_with(base, **changes):
-    """A copy of ``base`` (site settings) with ``a__b=value`` set at litellm:a:b."""
-    settings = copy.deepcopy(base)
-    for dotted, value in changes.items():
-        node = settings
-        *parents, last = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    return settings
+settings_with = site.settings_with
 
 
 def service_show(host, *props):

@@ -210,18 +210,32 @@ def prometheus(edge, deployed):
         log.close()
 
 
+def _settled_count(prom_port, promql, timeout=30):
+    """The sum of ``promql`` once two scrapes 2 s apart agree (the deploy's smoke chats are counted too)."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        up = _query(prom_port, 'up{job="litellm"}')
+        count = sum(float(r["value"][1]) for r in _query(prom_port, promql))
+        if up and up[0]["value"][1] == "1" and count == last:
+            return count
+        last = count
+        time.sleep(2)
+    raise AssertionError(f"{promql} never settled (last {last})")
+
+
 def test_a_real_prometheus_counts_the_chats_by_alias_and_backend(edge, prometheus):
     status, _, _ = gateway_request(edge["metrics_port"], "GET", "/metrics/")
     assert status == 200  # no key of any kind
-    assert all(_chat(edge) == 200 for _ in range(CHATS))
     promql = 'sum by (model_group, api_base) (litellm_deployment_total_requests_total{model_group="chat-small"})'
+    before = _settled_count(prometheus, promql)
+    assert all(_chat(edge) == 200 for _ in range(CHATS))
     deadline, result = time.monotonic() + 30, []
     while time.monotonic() < deadline:
         result = _query(prometheus, promql)
-        if sum(float(r["value"][1]) for r in result) >= CHATS:
+        if sum(float(r["value"][1]) for r in result) >= before + CHATS:
             break
         time.sleep(1)
-    assert sum(float(r["value"][1]) for r in result) == CHATS, result
+    assert sum(float(r["value"][1]) for r in result) == before + CHATS, (before, result)
     backends = {r["metric"]["api_base"].removesuffix("/api/chat") for r in result}
     assert backends <= set(edge["base"]["backends"]) and backends, result
     info = _query(prometheus, "litellm_salt_build_info")

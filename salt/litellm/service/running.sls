@@ -76,7 +76,7 @@ litellm-service-running-service-running:
     - port: {{ litellm.bind_port | json }}
     - timeout: {{ svc.ready_timeout }}
     # a restart first lets in-flight requests finish (TimeoutStopSec)
-    - drain: {{ salt['litellm_service.unit_values'](public)['timeout_stop'] }}
+    - drain: {{ salt['litellm_service.drain_seconds'](public) | json }}
 {%- if litellm.tls.enabled %}
     # litellm:tls: readiness over https, the certificate verified for the base_url host
     - url: {{ litellm.base_url | json }}
