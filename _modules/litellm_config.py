@@ -347,7 +347,8 @@ def rollback(steps=1, service="litellm", ready_timeout=180):
     except OSError as exc:
         return {"action": "none", "reason": f"{unit_path}: {exc.strerror}: is the gateway deployed here?"}
     config_dir = os.path.dirname(unit.get("config", "/etc/litellm/config.yaml"))
-    url = local_url(unit.get("bind_host", "0.0.0.0"), unit.get("bind_port", 4000))
+    # with litellm:tls the unit names its https URL (the certificate is verified for its host)
+    url = unit.get("url") or local_url(unit.get("bind_host", "0.0.0.0"), unit.get("bind_port", 4000))
     result = __salt__["litellm_release.recover"](
         config_dir=config_dir,
         venv=unit.get("venv", "/opt/litellm/venv"),

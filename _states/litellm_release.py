@@ -24,6 +24,7 @@ def rolled_back(
     host="127.0.0.1",
     port=4000,
     ready_timeout=180,
+    url=None,
 ):
     """
     Restore the newest known-good release (config.yaml, litellm.env, venv)
@@ -32,6 +33,8 @@ def rolled_back(
     ready. Meant to run only through ``onfail`` on the deploy steps: the run
     still fails on the step that failed; this state says ROLLED BACK and
     fails itself only when the rollback did not bring the gateway back.
+    Readiness is asked at ``url`` (litellm:tls: the https base_url), else at
+    ``host``:``port`` over http.
 
     .. code-block:: yaml
 
@@ -42,7 +45,7 @@ def rolled_back(
               - litellm_service: litellm-service-running-ready
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    url = __salt__["litellm_config.local_url"](host, port)
+    url = url or __salt__["litellm_config.local_url"](host, port)
     if __opts__["test"]:
         ret["result"] = None
         ret["comment"] = f"Would roll {name} back to its last known-good release"

@@ -48,8 +48,8 @@ def main_process_start(service):
 def unit_settings(text):
     """
     What the formula's unit file says about the gateway: ``{"config",
-    "env_file", "bind_host", "bind_port", "venv", "group"}`` (the ones
-    found). Pure.
+    "env_file", "bind_host", "bind_port", "venv", "group", "url"}`` (the
+    ones found; ``url`` only with litellm:tls, the verified https one). Pure.
     """
     result = {}
     for raw in (text or "").splitlines():
@@ -62,6 +62,8 @@ def unit_settings(text):
             result.update(_exec_start(line.split("=", 1)[1]))
         elif line.startswith("Environment="):
             result.update(_environment(line.split("=", 1)[1]))
+        elif line.startswith("X-LiteLLM-URL="):
+            result["url"] = line.split("=", 1)[1].strip()
         elif line.startswith("X-LiteLLM-Listen="):
             host, _, port = line.split("=", 1)[1].strip().rpartition(":")
             result.update(bind_host=host.strip("[]"), bind_port=port)

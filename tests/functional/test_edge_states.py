@@ -66,6 +66,8 @@ def test_the_key_file_comes_from_pillar_and_its_text_is_in_no_state(rendered, tl
 def test_readiness_and_smoke_go_to_the_https_base_url(rendered):
     assert _state(rendered, "litellm-service-running-ready")["url"] == "https://gw.example.internal:4000"
     assert _state(rendered, "litellm-service-running-service-running")["url"] == "https://gw.example.internal:4000"
+    # the automatic rollback waits for readiness over https too
+    assert _state(rendered, "litellm-service-running-rolled-back")["url"] == "https://gw.example.internal:4000"
     smoke = _state(rendered, "litellm-smoke-passed")
     assert smoke["url"] == "https://gw.example.internal:4000"
     assert smoke["metrics_url"] == "http://127.0.0.1:4001/metrics"
@@ -77,5 +79,7 @@ def test_the_unit_serves_tls_and_the_env_has_the_metrics_directory(loaders):
     assert out["valid"] is True, out.get("errors")
     assert " --ssl-certfile /etc/litellm/tls.crt --ssl-keyfile /etc/litellm/tls.key --ssl-version 17 " in out["unit"]
     assert "RuntimeDirectory=litellm litellm/prometheus" in out["unit"]
+    # the rollback by hand (which has no pillar over salt-ssh) reads its https URL from the unit
+    assert loaders.modules.litellm_smoke.unit_settings(out["unit"])["url"] == "https://gw.example.internal:4000"
     assert "PROMETHEUS_MULTIPROC_DIR=/run/litellm/prometheus" in out["env"]
     assert "- prometheus" in out["config"]

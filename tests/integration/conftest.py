@@ -183,7 +183,8 @@ def session_host_left_bare(request):
     key are put back and, when the formula's record is still on the host,
     ``litellm.clean`` runs. Under xdist any module may come next on this host.
     """
-    if not any("host" in getattr(item, "fixturenames", ()) for item in request.node.items):
+    items = [item for item in request.session.items if item.path == request.path]
+    if not any("host" in getattr(item, "fixturenames", ()) for item in items):
         yield
         return
     test_site, host = request.getfixturevalue("test_site"), request.getfixturevalue("host")

@@ -242,6 +242,25 @@ def test_a_real_prometheus_counts_the_chats_by_alias_and_backend(edge, prometheu
     assert info and info[0]["metric"]["litellm_version"] == "1.108.7", info
 
 
+def test_a_rollback_by_hand_waits_for_readiness_over_https(edge, deployed):
+    """The rollback by hand has no pillar over salt-ssh: it reads the https URL from the unit and verifies it."""
+    settings, _ = deployed
+    extra = {"name": "chat-extra", "provider": "ollama", "model": "llama3.2:3b"}
+    edge["site"].write(settings_with(settings, models=settings["models"] + [extra]))
+    edge["apply"].salt_ssh("state.apply", "litellm").assert_ok()  # a second known-good release
+    run = edge["apply"].salt_ssh("litellm_config.rollback")
+    assert run.data["action"] == "rolled_back" and run.data["ready"]["ready"] is True, run.data
+    assert run.data["smoke_result"] == "PASS", run.data
+    assert "chat-extra" not in _query_models(edge)
+    edge["site"].write(settings)
+    assert edge["apply"].salt_ssh("state.apply", "litellm").assert_ok().changed() == []
+
+
+def _query_models(edge):
+    listed = sdk(edge, edge["ca"]).models.list()
+    return [model.id for model in listed.data]
+
+
 def test_a_second_apply_changes_nothing(edge, deployed):
     run = edge["apply"].salt_ssh("state.apply", "litellm").assert_ok()
     assert run.changed() == []

@@ -206,7 +206,11 @@ def assert_healthy(report, test_site):
     assert "pypi.org:443 (package_index): verified with ca_bundle" in check(report, "trust")["detail"]
     for url in test_site.settings["backends"]:
         assert f"{url}: ollama" in check(report, "backends")["detail"]
-    assert f"127.0.0.1:{test_site.settings['bind_port']} is free" in check(report, "bind_port")["detail"]
+    # a module before this one may have left closing connections on the port: still free to bind
+    bound = f"127.0.0.1:{test_site.settings['bind_port']}"
+    assert check(report, "bind_port")["detail"] in (f"{bound} is free",
+                                                    f"{bound}: only closing connections (TIME_WAIT) use the port; "
+                                                    "LiteLLM can bind"), check(report, "bind_port")
     assert report["duration_ms"] < GOAL_MS, report["duration_ms"]
     assert test_site.master_key not in json.dumps(report)
 

@@ -147,6 +147,9 @@ def test_the_formula_readers_understand_the_new_unit():
         "env_file": "/etc/litellm/litellm.env", "config": "/etc/litellm/config.yaml", "bind_host": "0.0.0.0",
         "bind_port": 4001, "venv": "/opt/litellm/venv", "group": "litellm",
     }
+    # litellm:tls: the unit names the https base_url the readers verify
+    tls = text.replace("[Service]", "X-LiteLLM-URL=https://gw.example.internal:4001\n[Service]")
+    assert systemd.unit_settings(tls)["url"] == "https://gw.example.internal:4001"
 
 
 def test_the_launcher_reads_the_env_file_like_systemd():

@@ -143,6 +143,10 @@ litellm-service-running-rolled-back:
     - host: {{ litellm.bind_host | json }}
     - port: {{ litellm.bind_port | json }}
     - ready_timeout: {{ svc.ready_timeout }}
+{%- if litellm.tls.enabled %}
+    # readiness after the rollback over https, like the running state's
+    - url: {{ litellm.base_url | json }}
+{%- endif %}
     - onfail:
       - file: litellm-config-file-config-managed
       - file: litellm-config-file-env-managed
