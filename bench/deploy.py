@@ -23,7 +23,8 @@ The deploy baseline (issue 17): the seed's Ansible role as one playbook
 'litellm[proxy]==1.108.7'``, config.yaml and litellm.env 0640, a hardened
 unit, daemon-reload, start, ``/health/readiness``), ansible-core from the
 package index in the bench's own venv, over ssh to a fresh container of the
-same kind, after the formula's round. Its time is container boot to ready
+same kind, after the formula's round (before it in even rounds: the
+machine's load drifts). Its time is container boot to ready
 (no smoke test: the formula's time includes one).
 
 The venv phase is split by the formula's own step timings (the state's
@@ -47,7 +48,7 @@ import time
 import urllib.request
 
 import _ansible
-from _lib import REPO, VENV_BIN, BenchSite, header, table, verdict
+from _lib import REPO, VENV_BIN, BenchSite, header, median, table, verdict
 
 VERSION = "1.108.7"
 GOAL_VENV_RATIO = 0.2
@@ -213,16 +214,29 @@ def main(argv=None):
     t0 = time.monotonic()
     rounds = []
     for index in range(1, args.rounds + 1):
+        # odd rounds the formula first, even rounds the Ansible baseline first: the machine's load drifts
+        ansible = None
+        if venv is not None and index % 2 == 0:
+            ansible = ansible_round(index, venv)
+            print(f"round {index}: Ansible baseline done ({time.monotonic() - t0:.0f} s)", flush=True)
         result = one_round(index)
         print(f"round {index}: formula done ({time.monotonic() - t0:.0f} s)", flush=True)
-        if venv is not None:
-            result["ansible"] = ansible_round(index, venv)
+        if venv is not None and ansible is None:
+            ansible = ansible_round(index, venv)
             print(f"round {index}: Ansible baseline done ({time.monotonic() - t0:.0f} s)", flush=True)
+        result["ansible"] = ansible
         rounds.append(result)
 
     ok = True
     for index, r in enumerate(rounds, 1):
         ok = report(index, r) and ok
+    if len(rounds) > 1 and all(r.get("ansible") for r in rounds):
+        formula = [r["boot"] + r["apply"] for r in rounds]
+        ansible = [r["ansible"]["boot"] + r["ansible"]["playbook"] for r in rounds]
+        ratios = [f / a for f, a in zip(formula, ansible)]
+        print(f"\n{len(rounds)} rounds: formula {', '.join(f'{v:.1f}' for v in formula)} s; Ansible "
+              f"{', '.join(f'{v:.1f}' for v in ansible)} s; ratio {', '.join(f'{v:.2f}' for v in ratios)} "
+              f"(median {median(ratios):.2f})")
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
