@@ -12,7 +12,9 @@ bootstrap:
 
 ## demo: build a local systemd host (systemd-nspawn), start two stand-in Ollama
 ## servers, deploy the formula with salt-ssh, and print the gateway URL.
-demo: bootstrap
+## On a fresh machine the host's rootfs is built while bootstrap builds .venv.
+demo:
+	@BOOTSTRAP_ROOTFS=1 bash scripts/bootstrap.sh
 	$(PY) scripts/demo.py up
 
 demo-down: bootstrap

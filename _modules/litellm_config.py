@@ -144,15 +144,7 @@ def edge(settings):
         salt-call litellm_config.edge '{...merged settings...}'
     """
     edge_utils = _loaded(__utils__)
-    return {
-        "tls_args": edge_utils["litellm_unit.tls_args"](settings),
-        "tls_files": edge_utils["litellm_unit.tls_files"](settings),
-        "metrics_env": edge_utils["litellm_edge.metrics_env"](settings),
-        "metrics_argv": edge_utils["litellm_edge.metrics_argv"](settings),
-        "info_script": edge_utils["litellm_edge.info_script"](settings),
-        "multiproc_dir": edge_utils["litellm_edge.multiproc_dir"](settings),
-        "metrics_url": edge_utils["litellm_edge.metrics_url"](settings),
-    }
+    return edge_utils["litellm_edge.edge"](edge_utils, settings)
 
 
 def build_config(settings):

@@ -107,10 +107,7 @@ def drain_seconds(settings):
 
         salt-call litellm_service.drain_seconds '{"service": {"graceful_timeout": 600}}'
     """
-    try:
-        return _unit("timeout_stop", settings)
-    except (KeyError, TypeError, ValueError):
-        return None
+    return _unit("drain_seconds", settings)
 
 
 def _run(argv, timeout=60):

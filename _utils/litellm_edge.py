@@ -90,3 +90,20 @@ def local_scheme(settings):
 def default_base_url(settings, minion_id):
     """``base_url`` when pillar leaves it '': <scheme>://<minion id>:<bind_port>."""
     return f"{local_scheme(settings)}://{minion_id}:{settings.get('bind_port')}"
+
+
+#: the gateway's edge (``litellm_config.edge``): each value and the util that computes it from the settings
+EDGE_VALUES = (
+    ("tls_args", "litellm_unit.tls_args"),
+    ("tls_files", "litellm_unit.tls_files"),
+    ("metrics_env", "litellm_edge.metrics_env"),
+    ("metrics_argv", "litellm_edge.metrics_argv"),
+    ("info_script", "litellm_edge.info_script"),
+    ("multiproc_dir", "litellm_edge.multiproc_dir"),
+    ("metrics_url", "litellm_edge.metrics_url"),
+)
+
+
+def edge(utils, settings):
+    """The edge for the merged settings, by the formula's utils (``utils``: a loader of them, or a dict)."""
+    return {key: utils[name](settings) for key, name in EDGE_VALUES}

@@ -166,6 +166,14 @@ def timeout_stop(settings):
     return int(_service(settings)["graceful_timeout"]) + STOP_MARGIN_S
 
 
+def drain_seconds(settings):
+    """``timeout_stop``, or None for settings that do not say it (a bad pillar: the validate gate stops that run)."""
+    try:
+        return timeout_stop(settings)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def change_path(changed_ids, restart_on=(), relisten_on=()):
     """
     The cheapest safe path for the states that changed in this run: relisten

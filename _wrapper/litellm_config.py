@@ -10,7 +10,10 @@ grains, through salt-ssh's file server; the logic is the formula's
 Nothing is sent to the target, so the master key stays on the controller.
 Loaded through ``wrapper_dirs`` (``etc/salt/master`` sets it, and again in
 ``ssh_minion_opts``: salt-ssh 3008 reloads the wrappers with the target's
-options). Every other ``litellm_config`` function runs on the target.
+options). ``litellm_config.edge``, which the SLS call while they render,
+is pure and computed here too: on the target each such call was one more
+ssh round trip and salt-call (issue 17). Every other ``litellm_config``
+function runs on the target.
 """
 
 import logging
@@ -101,3 +104,19 @@ def render(settings=None, saltenv="base"):
         if answer:
             return answer
     return utils["litellm_steps.rendered"](utils, settings, _template(settings, saltenv))
+
+
+def edge(settings):
+    """
+    The gateway's edge for the merged settings, as the target's
+    ``litellm_config.edge`` computes it (pure, no secret), computed on the
+    controller: config/file.sls and smoke.sls call it while they render.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-ssh gateway litellm_config.edge '{...merged settings...}'
+    """
+    utils = _common.utils(__opts__, __context__)
+    return utils["litellm_edge.edge"](utils, settings)

@@ -33,6 +33,21 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
 
+# BOOTSTRAP_ROOTFS=1 (make demo): the local systemd host's rootfs (debootstrap, Salt) is built
+# meanwhile, by the harness (stdlib only: the system python3 runs it), into its cache; demo.py then
+# finds it there. Mostly downloads and dpkg, beside the venv's Salt build (CPU): the two overlap.
+rootfs_pid=
+if [ "${BOOTSTRAP_ROOTFS:-0}" = 1 ]; then
+  need_root
+  mkdir -p .state
+  python3 -m tests.harness.systemd_host build >.state/rootfs-build.log 2>&1 &
+  rootfs_pid=$!
+  # a failed venv build still waits for it (no orphan; what it built stays cached)
+  trap '[ -z "$rootfs_pid" ] || wait "$rootfs_pid" || true' EXIT
+  echo "bootstrap: building the systemd host's rootfs meanwhile (log: .state/rootfs-build.log)"
+fi
+
+started=$SECONDS
 echo "bootstrap: building $VENV (Salt is built from source once: ~40 s)"
 # Installer venv for uv; the host's pip settings (find-links, constraints) must not leak in.
 unset PIP_FIND_LINKS
@@ -41,3 +56,12 @@ python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q "$(grep -E "^uv==" requirements-dev.txt)"
 "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r requirements-dev.txt
 echo "$want" >"$STAMP"
+echo "bootstrap: $VENV built in $((SECONDS - started)) s"
+if [ -n "$rootfs_pid" ]; then
+  if wait "$rootfs_pid"; then
+    echo "bootstrap: rootfs ready ($((SECONDS - started)) s since the venv build began)"
+  else
+    echo "bootstrap: the rootfs build failed (the demo tries again); see .state/rootfs-build.log" >&2
+  fi
+  rootfs_pid=
+fi

@@ -115,11 +115,29 @@ def _salt_ssh(controller, roster_file, client_key, *args):
     return subprocess.run(argv, cwd=REPO, check=False)
 
 
+class Steps:
+    """Each step's wall time, printed at the end (issue 17: every step of a first demo measured)."""
+
+    def __init__(self):
+        self.started = self.last = time.monotonic()
+        self.seconds = []
+
+    def done(self, name):
+        now = time.monotonic()
+        self.seconds.append((name, now - self.last))
+        self.last = now
+
+    def summary(self):
+        total = time.monotonic() - self.started
+        return ", ".join(f"{name} {s:.1f} s" for name, s in self.seconds) + f"; total {total:.0f} s"
+
+
 def up():
     STATE.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    steps = Steps()
     print(f"demo: building (or reusing) the Debian {DEFAULT_SUITE} rootfs ...", flush=True)
     build_rootfs(suite=DEFAULT_SUITE)  # built (or found in the cache) here, so its time shows apart
+    steps.done("rootfs")
     backends = _start_backends()
     gpg_home = site.make_gpg_home(STATE / "gpg")
     key_file = STATE / "master_key"
@@ -133,7 +151,9 @@ def up():
     port = int(port_file.read_text())
     settings = site.site_settings(backends, port, bind_host="127.0.0.1")
     pillar_dir = site.write_pillar(STATE / "pillar", settings, gpg_home, master_key)
+    steps.done("backends and pillar")
     info = _start_host()
+    steps.done("host")
     controller = STATE / "controller"
     controller.mkdir(exist_ok=True)
     import salt.utils.yaml
@@ -143,11 +163,13 @@ def up():
     roster_file.write_text(salt.utils.yaml.safe_dump(site.roster(TARGET, info["ssh_port"], info["client_key"])))
     print(f"demo: deploying with salt-ssh to {TARGET} (root@127.0.0.1:{info['ssh_port']}) ...", flush=True)
     result = _salt_ssh(controller, roster_file, info["client_key"], "state.apply", "litellm")
+    steps.done("deploy (salt-ssh)")
     if result.returncode != 0:
         raise SystemExit(f"demo: the deploy failed (exit {result.returncode}); see the states above")
     url = f"http://127.0.0.1:{port}"
     print(
-        f"\nGateway ready in {time.monotonic() - started:.0f} s: {url}/v1  (backends: {', '.join(backends)})\n"
+        f"\ndemo: steps: {steps.summary()}\n"
+        f"\nGateway ready in {time.monotonic() - steps.started:.0f} s: {url}/v1  (backends: {', '.join(backends)})\n"
         f"Master key: {key_file} (0600; never printed)\n\n"
         f"  curl -s {url}/v1/chat/completions -H \"Authorization: Bearer $(cat {key_file})\" \\\n"
         f"    -H 'Content-Type: application/json' \\\n"
