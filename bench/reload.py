@@ -77,11 +77,13 @@ def classes(base):
 
 
 def _path(run):
+    if isinstance(run.data, dict) and run.data and not all("_|-" in key for key in run.data):
+        return run.data.get("path", "restart")  # a module's answer (litellm_config.rollback), not states
     try:
         state = run.states.get("litellm-service-running-service-running") or {}
         return (state.get("changes") or {}).get("path") or "restart"
     except SystemExit:
-        return (run.data or {}).get("path", "restart") if isinstance(run.data, dict) else "?"
+        return "?"
 
 
 def _split(run, top=6):
@@ -89,7 +91,7 @@ def _split(run, top=6):
     being ship/thin + render; the slowest states by name."""
     try:
         durations = {sid: float(st.get("duration") or 0) / 1000 for sid, st in run.states.items()}
-    except SystemExit:
+    except (SystemExit, IndexError):
         return None
     states = sum(durations.values())
     slowest = sorted(durations.items(), key=lambda item: -item[1])[:top]
