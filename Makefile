@@ -39,11 +39,12 @@ test-unit: lint
 
 ## bench: benchmarks on local systemd hosts (baseline and formula side by side,
 ## tables with ratios and goals): cold deploy, no-op re-apply, gateway under load,
-## bursts beyond capacity (overload), changes under a client load (reload).
+## HTTPS and metrics against plain http (edge), bursts beyond capacity (overload),
+## changes under a client load (reload).
 ## Each script builds and stops its own host; all run even when one misses a goal.
 bench: bootstrap
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
-	@rc=0; for b in deploy noop gateway overload reload; do $(PY) bench/$$b.py || rc=1; done; exit $$rc
+	@rc=0; for b in deploy noop gateway edge overload reload; do $(PY) bench/$$b.py || rc=1; done; exit $$rc
 
 ## lock: regenerate the hashed lock of a LiteLLM version (make lock VERSION=x.y.z)
 lock: bootstrap

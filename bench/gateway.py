@@ -99,9 +99,17 @@ SWEEP = [
 # --- clients ----------------------------------------------------------------------------
 
 
-def sequential(host, port, path, body, n, key=None):
-    """n keep-alive POSTs one after the other; latencies in ms (all must be 200)."""
-    conn = http.client.HTTPConnection(host, port, timeout=30)
+def sequential(host, port, path, body, n, key=None, context=None, fresh=False):
+    """n keep-alive POSTs one after the other; latencies in ms (all must be 200).
+
+    context: an ssl.SSLContext (https, verified as the context says); fresh: a new
+    connection for every request, so that its TCP (and TLS) handshake is timed too."""
+    def connect():
+        if context is not None:
+            return http.client.HTTPSConnection(host, port, timeout=30, context=context)
+        return http.client.HTTPConnection(host, port, timeout=30)
+
+    conn = connect()
     headers = {"Content-Type": "application/json"}
     if key:
         headers["Authorization"] = f"Bearer {key}"
@@ -110,6 +118,9 @@ def sequential(host, port, path, body, n, key=None):
     try:
         for _ in range(n):
             t0 = time.perf_counter()
+            if fresh:
+                conn.close()
+                conn = connect()  # connects inside request(): timed
             conn.request("POST", path, body=payload, headers=headers)
             response = conn.getresponse()
             response.read()

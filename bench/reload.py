@@ -77,11 +77,27 @@ def classes(base):
 
 
 def _path(run):
+    if isinstance(run.data, dict) and run.data and not all("_|-" in key for key in run.data):
+        return run.data.get("path", "restart")  # a module's answer (litellm_config.rollback), not states
     try:
         state = run.states.get("litellm-service-running-service-running") or {}
         return (state.get("changes") or {}).get("path") or "restart"
     except SystemExit:
-        return (run.data or {}).get("path", "restart") if isinstance(run.data, dict) else "?"
+        return "?"
+
+
+def _split(run, top=6):
+    """Where an apply's wall time went: the states' own durations (salt-ssh's JSON, ms), the rest
+    being ship/thin + render; the slowest states by name."""
+    try:
+        durations = {sid: float(st.get("duration") or 0) / 1000 for sid, st in run.states.items()}
+    except (SystemExit, IndexError):
+        return None
+    states = sum(durations.values())
+    slowest = sorted(durations.items(), key=lambda item: -item[1])[:top]
+    return {"wall_s": round(run.elapsed, 1), "states_s": round(states, 1),
+            "ship_thin_render_s": round(run.elapsed - states, 1),
+            "slowest": {sid: round(d, 1) for sid, d in slowest}}
 
 
 def measure(bench, long_s):
@@ -94,7 +110,7 @@ def measure(bench, long_s):
     rows = {}
     _write(bench, _with(base, models=base["models"] + [EXTRA]))
     quiet = bench.salt_ssh("state.apply", "litellm").assert_ok("one alias, no load")
-    rows["one alias, no load"] = {"apply_s": quiet.elapsed, "path": _path(quiet)}
+    rows["one alias, no load"] = {"apply_s": quiet.elapsed, "path": _path(quiet), "split": _split(quiet)}
     _write(bench, base)
     bench.salt_ssh("state.apply", "litellm").assert_ok("the alias removed again")
     with client_load.Load(bench.port, CLIENT_KEY, "chat-small", clients=24, long_every=4, long_s=long_s) as load:
@@ -174,6 +190,9 @@ def main():
     alias_s = new["one alias, no load"]["apply_s"]
     print(f"\nnew: {lost} failed or cut over every change ({verdict(lost == 0)}); one alias, no load: "
           f"{alias_s:.1f} s (goal <= {GOAL_ALIAS_S:.0f} s: {verdict(alias_s <= GOAL_ALIAS_S)})")
+    for label, rows_of in (("stock", stock), ("new", new)):
+        if rows_of:
+            print(f"one alias, no load, {label}: " + json.dumps(rows_of["one alias, no load"].get("split")))
     print("whole load: stock " + json.dumps(stock.get("whole load")))
     print("            new   " + json.dumps(new["whole load"]))
 

@@ -77,6 +77,14 @@ def secrets_sls(gpg_home, master_key):
     return f"#!yaml|gpg\nlitellm:\n  master_key: |\n{body}\n"
 
 
+def append_tls_key(pillar_dir, gpg_home, key):
+    """Add litellm:tls:key (GPG-encrypted PEM) to litellm_secrets.sls, beside the master key."""
+    cipher = encrypt(gpg_home, key)
+    body = "\n".join("      " + line if line else "" for line in cipher.splitlines())
+    with open(Path(pillar_dir) / "litellm_secrets.sls", "a") as handle:
+        handle.write(f"  tls:\n    key: |\n{body}\n")
+
+
 def write_pillar(pillar_dir, settings, gpg_home, master_key):
     """top.sls + litellm.sls (site data, as JSON which is YAML) + encrypted secrets."""
     pillar_dir = Path(pillar_dir)

@@ -45,10 +45,7 @@ class EdgeSite(Site):
     def write(self, settings=None):
         super().write(settings)
         if self.tls_key:
-            cipher = site.encrypt(self.gpg_home, self.tls_key)
-            body = "\n".join("      " + line if line else "" for line in cipher.splitlines())
-            with open(self.pillar_dir / "litellm_secrets.sls", "a") as handle:
-                handle.write(f"  tls:\n    key: |\n{body}\n")
+            site.append_tls_key(self.pillar_dir, self.gpg_home, self.tls_key)
 
 
 @pytest.fixture(scope="module")
