@@ -13,14 +13,12 @@ that stream one chunk a second:
 - the openai SDK gets the refusal as a 503 error and, retrying, is served.
 """
 
-import json
 import os
 import resource
 import secrets
 import subprocess
 import threading
 import time
-import urllib.error
 import urllib.request
 
 import openai
@@ -28,7 +26,7 @@ import pytest
 
 from tests import burst
 from tests.conftest import load_salt_module, merged
-from tests.functional.conftest import MODELS, READY_TIMEOUT, STUB_MODELS, ensure_venv, free_port
+from tests.functional.conftest import MODELS, READY_TIMEOUT, STUB_MODELS, ensure_venv, free_port, stub_control
 from tests.ollama_stub import start_stub_process, stop_stub_process
 
 litellm_config = load_salt_module("modules", "litellm_config")
@@ -118,12 +116,11 @@ def gateway(stubs, tmp_path_factory):
 
 
 def stub_peak(url):
-    with urllib.request.urlopen(url + "/_stub/stats", timeout=5) as response:
-        return json.loads(response.read())["peak_connections"]
+    return stub_control(url, "/_stub/stats")["peak_connections"]
 
 
 def reset(url):
-    urllib.request.urlopen(urllib.request.Request(url + "/_stub/reset", data=b"{}"), timeout=5).read()
+    stub_control(url, "/_stub/reset", {})
 
 
 def test_the_plan_is_what_the_gateway_runs_with(gateway):
@@ -150,18 +147,12 @@ def test_a_burst_above_admission_is_served_or_refused_never_dropped(gateway, stu
 
 
 def stub_configure(url, **changes):
-    request = urllib.request.Request(url + "/_stub/config", data=json.dumps(changes).encode(),
-                                     headers={"Content-Type": "application/json"})
-    urllib.request.urlopen(request, timeout=5).read()
+    stub_control(url, "/_stub/config", changes)
 
 
 def chats_arrived(stubs):
     """Chat requests the backends have received (counted on arrival, before the stand-in's delay)."""
-    total = 0
-    for url in stubs:
-        with urllib.request.urlopen(url + "/_stub/stats", timeout=5) as response:
-            total += json.loads(response.read())["requests"].get("/api/chat", 0)
-    return total
+    return sum(stub_control(url, "/_stub/stats")["requests"].get("/api/chat", 0) for url in stubs)
 
 
 def test_the_openai_sdk_retries_a_refusal_and_is_served(gateway, stubs):
