@@ -62,8 +62,12 @@ def _is(kind, unit):
     return _systemctl(f"is-{kind}", unit).get("stdout", "").strip()
 
 
+# TimeoutStopSec= of the default unit: graceful_timeout 600 s plus litellm_unit's 30 s margin
+DEFAULT_DRAIN_S = 630
+
+
 def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(), restart_on=(),
-            relisten_on=(), drain=630, url=None):
+            relisten_on=(), drain=DEFAULT_DRAIN_S, url=None):
     """
     ``<name>.socket`` and ``<name>.service`` enabled and running (the socket
     first: it holds the listener), and a change of this run put live along
@@ -88,7 +92,7 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
             - require: [...]   # every watched state
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    drain = 630 if drain is None else drain
+    drain = DEFAULT_DRAIN_S if drain is None else drain  # None: settings that do not say it
     socket, service = f"{name}.socket", f"{name}.service"
     todo = [unit for unit in (socket, service) if _is("enabled", unit) != "enabled"]
     socket_active = _is("active", socket) == "active"
