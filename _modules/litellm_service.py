@@ -185,8 +185,9 @@ def wait_started(name, workers, since, timeout=300, interval=0.5):
         waited = round(time.monotonic() - start, 2)
         fresh = status.get("at", 0) >= since and after["main_pid"]
         if fresh and status.get("ok") and len(serving) == int(workers) and set(serving) <= set(after["workers"]):
-            return {"done": True, "detail": f"{len(serving)} worker(s) serving", "waited": waited,
-                    "workers": serving}
+            return {"done": True, "detail": f"{len(serving)} worker(s) serving"
+                                            f"{_unit('how_started', status, serving)}",
+                    "waited": waited, "workers": serving}
         if fresh and not status.get("ok"):
             return {"done": False, "detail": status.get("detail"), "waited": waited, "workers": serving}
         if waited >= timeout:

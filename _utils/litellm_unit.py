@@ -219,15 +219,31 @@ def reload_done(before, after, status, workers, since):
     gone = set(serving) - set(after["workers"])
     if gone:
         return False, True, f"worker(s) {sorted(gone)} are not running"
-    return True, False, f"{len(serving)} new worker(s) serving: {', '.join(map(str, sorted(serving)))}"
+    return True, False, f"{len(serving)} new worker(s) serving: {', '.join(map(str, sorted(serving)))}" \
+                        f"{how_started(status, serving)}"
+
+
+def how_started(status, serving):
+    """How the serving workers started, from the supervisor's status file, as a suffix for a detail."""
+    forked = set(status.get("forked") or []) & set(serving)
+    if serving and forked == set(serving):
+        return " (forked from the supervisor, LiteLLM preloaded)"
+    if not forked:
+        return " (spawned, LiteLLM imported afresh)"
+    return f" ({len(forked)} forked, {len(serving) - len(forked)} spawned)"
+
+
+# children of a supervisor that multiprocessing starts for itself, not workers
+MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def workers_of(ps_lines, main_pid):
-    """Worker PIDs of the supervisor ``main_pid`` from ``ps -o pid=,ppid=,args=`` lines (spawned workers)."""
+    """Worker PIDs of the supervisor ``main_pid`` from ``ps -o pid=,ppid=,args=`` lines: its children,
+    forked (the supervisor's own command line) or spawned (``spawn_main``), not multiprocessing's helpers."""
     found = []
     for line in ps_lines:
         parts = line.split(None, 2)
-        if len(parts) == 3 and parts[1] == str(main_pid) and "spawn_main" in parts[2]:
+        if len(parts) == 3 and parts[1] == str(main_pid) and not any(h in parts[2] for h in MP_HELPERS):
             found.append(int(parts[0]))
     return sorted(found)
 

@@ -303,6 +303,14 @@ def service_show(host, *props):
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
+def gateway_workers(host):
+    """PIDs of the supervisor's workers (its children: forked from it, or spawned), draining ones included."""
+    main = service_show(host, "MainPID")["MainPID"]
+    out = host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.splitlines()
+    return sorted(int(pid) for pid, ppid, args in (line.split(None, 2) for line in out if len(line.split()) >= 3)
+                  if ppid == main and "multiprocessing.resource_tracker" not in args)
+
+
 def journal_count(host, pattern, since_cursor=None):
     """How many journal lines of the unit contain ``pattern``."""
     argv = ["journalctl", "--no-pager", "-o", "cat", "-u", "litellm"]

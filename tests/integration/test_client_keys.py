@@ -18,7 +18,7 @@ import time
 import openai
 import pytest
 
-from .conftest import MINION_CONF_IN_HOST, service_show, settings_with
+from .conftest import MINION_CONF_IN_HOST, gateway_workers, service_show, settings_with
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +69,7 @@ def test_the_first_apply_makes_the_smoke_key_and_its_check_passes(keyed, host, t
     assert host.run(["stat", "-c", "%U:%G %a", "/etc/litellm/smoke-key"]).stdout.strip() == "root:root 600"
     check = host.run(["salt-call", "-c", MINION_CONF_IN_HOST, "--local", "--out=json", "litellm_smoke.client_key"])
     result = json.loads(check.stdout)["local"]
-    workers = [line for line in host.run(["ps", "-u", "litellm", "-o", "args="]).stdout.splitlines()
-               if "spawn_main" in line]
+    workers = gateway_workers(host)
     print(f"\nclient_key: {result['detail']}")
     assert result["status"] == "pass", result
     assert (result["alias_status"], result["other_alias_status"], result["wrong_key_status"]) == (200, 403, 401)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from .conftest import gateway_request, journal_count, journal_cursor, service_show
+from .conftest import gateway_request, gateway_workers, journal_count, journal_cursor, service_show
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +76,9 @@ def test_workers_auto_runs_one_uvicorn_worker_per_core(deployed, host):
     expected = min(cores, 4, max(1, mem_mib // 768))
     unit = host.run(["cat", "/etc/systemd/system/litellm.service"]).stdout
     assert re.search(rf"^ExecStart=.* --workers {expected}\b", unit, re.M), unit
-    cmdlines = host.run(["ps", "-u", "litellm", "-o", "args="]).stdout.splitlines()
-    workers = [c for c in cmdlines if "spawn_main" in c]
+    workers = gateway_workers(host)
     # always a supervisor, even for one worker: a reload replaces workers under it
-    assert len(workers) == expected, cmdlines
+    assert len(workers) == expected, workers
 
 
 def test_the_venv_is_read_only_and_precompiled(deployed, host):

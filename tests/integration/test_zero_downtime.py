@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import REPO
 from tests.harness import site
 
-from .conftest import service_show, settings_with
+from .conftest import gateway_workers, service_show, settings_with
 
 sys.path.insert(0, str(REPO / "tests"))
 import client_load  # noqa: E402
@@ -40,9 +40,7 @@ def _socket_inode(host):
     return host.run(["readlink", f"/proc/{pid}/fd/3"]).stdout.strip()
 
 
-def _workers(host):
-    out = host.run(["ps", "-u", "litellm", "-o", "pid=,args="]).stdout.splitlines()
-    return sorted(int(line.split()[0]) for line in out if "spawn_main" in line)
+_workers = gateway_workers
 
 
 @pytest.fixture(scope="module")

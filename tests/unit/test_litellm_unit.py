@@ -120,14 +120,16 @@ def test_reload_done_needs_every_worker_new_and_serving():
     assert unit.reload_done(before, {"main_pid": 30, "workers": [31, 32]}, _status([31, 32]), 2, 50)[1] is True
 
 
-def test_workers_of_picks_the_spawned_children_of_the_supervisor():
+def test_workers_of_picks_the_forked_and_spawned_children_of_the_supervisor():
     lines = [
         "10 1 /opt/litellm/venv/bin/python /etc/litellm/litellm_gateway.py --fd 3",
         "11 10 /opt/litellm/venv/bin/python -c from multiprocessing.spawn import spawn_main; spawn_main(fd=5)",
         "12 10 /opt/litellm/venv/bin/python -c from multiprocessing.resource_tracker import main;main(4)",
         "13 99 /usr/bin/python3 -c from multiprocessing.spawn import spawn_main; spawn_main(fd=5)",
+        "14 10 /opt/litellm/venv/bin/python /etc/litellm/litellm_gateway.py --fd 3",
+        "15 14 /opt/litellm/venv/bin/python /etc/litellm/litellm_gateway.py --fd 3",
     ]
-    assert unit.workers_of(lines, 10) == [11]
+    assert unit.workers_of(lines, 10) == [11, 14]
 
 
 def test_workers_in_reads_systemctl_show():
@@ -156,3 +158,32 @@ def test_the_launcher_reads_the_env_file_like_systemd():
     launcher = _launcher()
     text = "# c\n\nLITELLM_MASTER_KEY=sk-abc=def\nA = 'quoted value'\nB=\"x\"\nnot a line\n"
     assert launcher.parse_env(text) == {"LITELLM_MASTER_KEY": "sk-abc=def", "A": "quoted value", "B": "x"}
+
+
+def test_a_worker_forks_only_while_the_env_litellm_imported_with_is_unchanged(tmp_path, monkeypatch):
+    launcher = _launcher()
+    env = tmp_path / "litellm.env"
+    env.write_text("LITELLM_MASTER_KEY=sk-old\nLITELLM_LOG=ERROR\nOLLAMA_API_BASE=http://a:11434\n")
+    assert launcher.fork_is_fresh(env) is False  # nothing preloaded: spawn, as uvicorn does
+    # the import itself is the real proxy's; here only what the supervisor records of the env
+    monkeypatch.setitem(launcher._PRELOADED, "env", launcher.import_env(launcher.read_env(env)))
+    assert launcher.fork_is_fresh(env) is True
+    # read when a worker loads its config or calls a backend: a rotated key still forks
+    env.write_text("LITELLM_MASTER_KEY=sk-new\nLITELLM_LOG=ERROR\nOLLAMA_API_BASE=http://b:11434\n")
+    assert launcher.fork_is_fresh(env) is True
+    # read at import (the log level): a forked worker would keep the old one, so it is spawned
+    env.write_text("LITELLM_MASTER_KEY=sk-new\nLITELLM_LOG=INFO\nOLLAMA_API_BASE=http://b:11434\n")
+    assert launcher.fork_is_fresh(env) is False
+    env.write_text("LITELLM_MASTER_KEY=sk-new\nLITELLM_LOG=ERROR\nOLLAMA_API_BASE=http://b:11434\nJSON_LOGS=true\n")
+    assert launcher.fork_is_fresh(env) is False
+    assert launcher.fork_is_fresh(tmp_path / "missing.env") is False
+
+
+def test_how_started_says_forked_spawned_or_both():
+    assert unit.how_started({"forked": [21, 22]}, [21, 22]) == " (forked from the supervisor, LiteLLM preloaded)"
+    assert unit.how_started({"forked": []}, [21, 22]) == " (spawned, LiteLLM imported afresh)"
+    assert unit.how_started({}, [21]) == " (spawned, LiteLLM imported afresh)"
+    assert unit.how_started({"forked": [21, 9]}, [21, 22]) == " (1 forked, 1 spawned)"
+    done, failed, detail = unit.reload_done({"main_pid": 10, "workers": [11]}, {"main_pid": 10, "workers": [21]},
+                                            {"serving": [21], "ok": True, "at": 60, "forked": [21]}, 1, 50)
+    assert (done, failed) == (True, False) and detail.endswith("(forked from the supervisor, LiteLLM preloaded)")

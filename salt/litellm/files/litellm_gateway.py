@@ -10,8 +10,15 @@ differences from ``python -m uvicorn``.
   instead of after the old one's last stream ended; after every reload the
   supervisor writes which workers serve (``/run/<service>/workers.json``:
   each one passed uvicorn's own readiness check).
-- Every worker reads ``litellm.env`` (next to this file) before it imports
-  LiteLLM: a reload brings a rotated master key, not only a new config.
+- Every worker reads ``litellm.env`` (next to this file) before LiteLLM
+  loads its config: a reload brings a rotated master key, not only a new
+  config.
+- LiteLLM's proxy is imported once, in the supervisor, and each worker is a
+  fork of it: a worker then only loads the config and starts (about a
+  second), instead of importing LiteLLM again (6-10 s). A worker is spawned
+  afresh instead (uvicorn's own way) when the env file changed in a variable
+  LiteLLM reads at import (``READ_AT_START`` lists those it reads later), so
+  every worker is what a fresh start would give.
 - ``--http litellm_gateway:DrainingH11Protocol``: a stopping worker gives a
   connection that has no request yet (just accepted, or idle between two)
   ``GRACE_S`` to send one, and serves it with ``Connection: close``, instead
@@ -24,9 +31,12 @@ JSON, as the litellm CLI does with JSON_LOGS). The app is
 ``litellm_gateway:app`` (LiteLLM's proxy app, imported lazily).
 """
 
+import gc
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -34,6 +44,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ENV_FILE = os.path.join(HERE, "litellm.env")
 STATUS_FILE = os.environ.get("LITELLM_GATEWAY_STATUS", "")
 GRACE_S = 2.0
+# Variables of the env file that LiteLLM reads when a worker loads its config or
+# calls a backend, never at import: a change of one of them still forks.
+READ_AT_START = frozenset({"LITELLM_MASTER_KEY", "REDIS_PASSWORD", "OLLAMA_API_BASE"})
+_PRELOADED = {}
 
 log = logging.getLogger("uvicorn.error")
 
@@ -53,13 +67,38 @@ def parse_env(text):
     return found
 
 
-def load_env(path=ENV_FILE):
-    """Put the env file's variables into this process's environment (a worker, before LiteLLM)."""
+def read_env(path=ENV_FILE):
+    """The env file's variables ({} when it is missing)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            os.environ.update(parse_env(handle.read()))
+            return parse_env(handle.read())
     except FileNotFoundError:
-        pass
+        return {}
+
+
+def load_env(path=ENV_FILE):
+    """Put the env file's variables into this process's environment (a worker, before LiteLLM)."""
+    os.environ.update(read_env(path))
+
+
+def import_env(env):
+    """The part of an env file that LiteLLM may read at import."""
+    return {key: value for key, value in env.items() if key not in READ_AT_START}
+
+
+def preload(path=ENV_FILE):
+    """Import LiteLLM's proxy in the supervisor, for the workers to fork from it."""
+    env = read_env(path)
+    os.environ.update(env)
+    from litellm.proxy.proxy_server import app  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
+
+    gc.freeze()  # the imported objects stay shared with the workers (the collector copies no page)
+    _PRELOADED["env"] = import_env(env)
+
+
+def fork_is_fresh(path=ENV_FILE):
+    """True when a worker forked now is what a fresh start gives: LiteLLM preloaded, with the env of now."""
+    return "env" in _PRELOADED and import_env(read_env(path)) == _PRELOADED["env"]
 
 
 _CLASSES = {}
@@ -119,16 +158,50 @@ def __getattr__(name):
 def _write_status(processes, ok, detail=""):
     if not STATUS_FILE:
         return
-    data = {"serving": [p.pid for p in processes], "ok": ok, "detail": detail, "at": time.time()}
+    data = {"serving": [p.pid for p in processes], "ok": ok, "detail": detail, "at": time.time(),
+            "forked": [p.pid for p in processes if getattr(p, "forked", False)]}
     tmp = f"{STATUS_FILE}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         json.dump(data, handle)
     os.replace(tmp, STATUS_FILE)
 
 
+def _forked_started(**kwargs):
+    # the supervisor's handlers queue signals for its loop: a worker has uvicorn's own once it serves
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    from uvicorn._subprocess import subprocess_started  # pylint: disable=import-outside-toplevel
+
+    subprocess_started(**kwargs)
+
+
+def _worker_factory():
+    if "worker" in _CLASSES:
+        return _CLASSES["worker"]
+    from uvicorn.supervisors.multiprocess import Process  # pylint: disable=import-outside-toplevel
+
+    fork = multiprocessing.get_context("fork")
+
+    def new_worker(config, sockets):
+        """uvicorn's worker, forked from the preloaded supervisor when that is a fresh worker, else spawned."""
+        worker = Process(config, sockets)  # a spawn process, not started: nothing runs yet
+        worker.forked = fork_is_fresh()
+        if worker.forked:
+            kwargs = dict(worker.process._kwargs, stdin_fileno=None)  # pylint: disable=protected-access
+            worker.process = fork.Process(target=_forked_started, kwargs=kwargs)
+        return worker
+
+    _CLASSES["worker"] = new_worker
+    return new_worker
+
+
 def _supervisor_class():
     from uvicorn.config import STARTUP_FAILURE  # pylint: disable=import-outside-toplevel
-    from uvicorn.supervisors.multiprocess import Multiprocess, Process  # pylint: disable=import-outside-toplevel
+    from uvicorn.supervisors import multiprocess  # pylint: disable=import-outside-toplevel
+
+    # every worker uvicorn starts (at start, after a crash, on SIGTTIN, on reload) is ours
+    multiprocess.Process = Process = _worker_factory()
+    Multiprocess = multiprocess.Multiprocess
 
     class Supervisor(Multiprocess):
         """uvicorn's Multiprocess; a reload does not wait for the old workers to drain."""
@@ -150,6 +223,7 @@ def _supervisor_class():
                     return
                 new = Process(self.config, self.sockets)
                 new.start()
+                log.info("worker [%s] %s for worker [%s]", new.pid, "forked" if new.forked else "spawned", old.pid)
                 if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
                     new.kill()
                     new.join()
@@ -190,6 +264,7 @@ def _run(app, **kwargs):
         sys.path.insert(0, app_dir)
     config = Config(app, **kwargs)
     sock = config.bind_socket()
+    preload()
     supervisor = _supervisor_class()(config, sockets=[sock])
     supervisor.run()
     if supervisor.failed:
