@@ -100,6 +100,19 @@ def _split(run, top=6):
             "slowest": {sid: round(d, 1) for sid, d in slowest}}
 
 
+def _memory(bench):
+    """The service's memory after the first deploy: its cgroup's MemoryCurrent (MiB) and each process's
+    PSS (MiB, shared pages split between the processes that share them)."""
+    time.sleep(5)
+    current = bench.host.run(["systemctl", "show", "-P", "MemoryCurrent", "litellm.service"]).stdout.strip()
+    pss = bench.host.run(["sh", "-c", "for p in $(systemctl show -P ControlGroup litellm.service | "
+                          "xargs -I{} cat /sys/fs/cgroup{}/cgroup.procs); do "
+                          "awk -v p=$p '/^Pss:/ {print p, $2}' /proc/$p/smaps_rollup; done"], check=False).stdout
+    per_process = [round(int(kib) / 1024, 1) for _pid, kib in (line.split() for line in pss.splitlines())]
+    return {"memory_current_mib": round(int(current) / 2**20, 1) if current.isdigit() else None,
+            "pss_mib": sorted(per_process, reverse=True)}
+
+
 def measure(bench, long_s):
     """Deploy, one alias without load, then every change class under the load: {class: row}."""
     base = copy.deepcopy(bench.settings)
@@ -107,7 +120,7 @@ def measure(bench, long_s):
     base["keys"] = {"bench": {"hash": "sha256:" + hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}}
     _write(bench, base)
     bench.salt_ssh("state.apply", "litellm").assert_ok("the first deploy")
-    rows = {}
+    rows = {"memory": _memory(bench)}
     _write(bench, _with(base, models=base["models"] + [EXTRA]))
     quiet = bench.salt_ssh("state.apply", "litellm").assert_ok("one alias, no load")
     rows["one alias, no load"] = {"apply_s": quiet.elapsed, "path": _path(quiet), "split": _split(quiet)}
@@ -172,7 +185,7 @@ def main():
     new = run_site("new", REPO, args.long_s)
     rows = []
     for name in new:
-        if name == "whole load":
+        if name in ("whole load", "memory"):
             continue
         s, n = stock.get(name), new[name]
         rows.append([
@@ -185,7 +198,7 @@ def main():
         ])
     table(["change", "path", "apply s stock", "apply s new", "failed stock", "failed new", "cut stock", "cut new",
            "added wait p50/p99 s stock", "new"], rows)
-    changes = [row for name, row in new.items() if name not in ("whole load", "one alias, no load")]
+    changes = [row for name, row in new.items() if name not in ("whole load", "memory", "one alias, no load")]
     lost = sum(row.get("failed", 0) + row.get("cut_streams", 0) for row in changes)
     alias_s = new["one alias, no load"]["apply_s"]
     print(f"\nnew: {lost} failed or cut over every change ({verdict(lost == 0)}); one alias, no load: "
@@ -193,6 +206,9 @@ def main():
     for label, rows_of in (("stock", stock), ("new", new)):
         if rows_of:
             print(f"one alias, no load, {label}: " + json.dumps(rows_of["one alias, no load"].get("split")))
+    memory = {label: (rows_of.get("memory") or {}) for label, rows_of in (("stock", stock), ("new", new))}
+    print("service memory after the first deploy (2 workers): " + json.dumps(memory) + "; MemoryCurrent new/stock "
+          f"{_lib.ratio(memory['new'].get('memory_current_mib') or 0, memory['stock'].get('memory_current_mib')):.2f}x")
     print("whole load: stock " + json.dumps(stock.get("whole load")))
     print("            new   " + json.dumps(new["whole load"]))
 

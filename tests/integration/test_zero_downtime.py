@@ -110,6 +110,11 @@ def test_an_alias_added_and_removed_reloads(deployed, apply, host, test_site, lo
     added["models"] = added["models"] + [{"name": "chat-extra", "provider": "ollama", "model": "llama3.2:3b"}]
     run, RESULTS["alias_added"] = _change(apply, host, test_site, load, added, "reload")
     assert _path(run) == "reload"
+    # the new workers are forks of the supervisor (LiteLLM imported once), each one of them
+    assert "forked from the supervisor" in run.states["litellm-service-running-service-running"]["comment"]
+    status = json.loads(host.run(["cat", "/run/litellm/workers.json"]).stdout)
+    assert status["ok"] and sorted(status["forked"]) == sorted(status["serving"]), status
+    assert set(status["serving"]) <= set(_workers(host)), status  # beside them, old ones may still drain
     run, RESULTS["alias_removed"] = _change(apply, host, test_site, load, deployed, "reload")
     assert _path(run) == "reload"
 
