@@ -157,6 +157,23 @@ def reference_settings():
     return merged(reference_pillar(), {"master_key": TEST_MASTER_KEY})
 
 
+def pytest_sessionstart(session):
+    """Hosts that a killed run left in pytest's earlier temp dirs (their overlays still mounted, which
+    pytest's rotation cannot delete): stopped and unmounted, if their owner is gone (a live run's stay)."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
+        return
+    import getpass
+    import tempfile
+
+    from tests.harness.cleanup import reap_stale
+
+    for run in sorted((Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}").glob("pytest-*")):
+        try:
+            reap_stale(run, depth=4)
+        except Exception as exc:  # noqa: BLE001 - a sweep of earlier runs never stops this one
+            print(f"conftest: could not reap stale hosts under {run}: {exc}", file=sys.stderr)
+
+
 def pytest_sessionfinish(session):
     """Stop the gpg-agents the tests' GPG homes started; drop Salt's deferred log handler: at exit it
     would flush into pytest's closed capture stream."""

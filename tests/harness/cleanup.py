@@ -88,18 +88,20 @@ def teardown(
     return timings
 
 
-def reap_stale(workroot: Path = DEFAULT_WORKROOT, *, force: bool = False) -> list[Path]:
+def reap_stale(workroot: Path = DEFAULT_WORKROOT, *, force: bool = False, depth: int = 2) -> list[Path]:
     """Stop and remove instances under workroot whose owning process is gone.
 
     With force=True instances whose owner is still alive are reaped as well.
+    ``depth``: how many directories below workroot an instance may be (pytest's
+    temp dirs: ``pytest-N/popen-gw0/<fixture>0/host/instance`` is 4).
     """
     workroot = Path(workroot)
     reaped: list[Path] = []
     if not workroot.exists():
         return reaped
     candidates = set()
-    for pattern in (PIDFILE, f"*/{PIDFILE}", f"*/*/{PIDFILE}"):
-        candidates.update(p.parent for p in workroot.glob(pattern))
+    for level in range(depth + 1):
+        candidates.update(p.parent for p in workroot.glob("*/" * level + PIDFILE))
     for inst in sorted(candidates):
         rec = read_pidfile(inst) or {}
         if not force and alive(rec.get("owner_pid"), rec.get("owner_start")):

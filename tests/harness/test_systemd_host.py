@@ -274,7 +274,7 @@ def test_reap_stale_after_crash(rootfs, tmp_path, monkeypatch):
     # to pytest's already-closed capture stream ("--- Logging error ---").
     monkeypatch.setattr(sh.log, "propagate", False)
     workroot = tmp_path / "crashroot"
-    wd = workroot / "h1"
+    wd = workroot / "popen-gw0" / "h1"  # as deep as in pytest's temp dirs (tests/conftest.py's sweep)
     proc = _up("harness-crash", wd)
     try:
         info = _wait_for(wd / "host.json", proc)
@@ -282,7 +282,8 @@ def test_reap_stale_after_crash(rootfs, tmp_path, monkeypatch):
         proc.wait(timeout=30)
         if info["mode"] == "overlay":
             assert mounts_under(wd / "instance"), "expected the overlay to be left mounted"
-        reaped = sh.reap_stale(workroot)
+        assert sh.reap_stale(workroot, depth=1) == [], "an instance below the depth asked is not looked for"
+        reaped = sh.reap_stale(workroot, depth=3)
         assert reaped == [wd / "instance"]
     finally:
         if proc.poll() is None:
