@@ -101,16 +101,16 @@ def _split(run, top=6):
 
 
 def _memory(bench):
-    """The service's memory after the first deploy: its cgroup's MemoryCurrent (MiB) and each process's
-    PSS (MiB, shared pages split between the processes that share them)."""
+    """The service's memory after the first deploy: each process's PSS (MiB; a page shared by n
+    processes counts 1/n in each, so the sum is what they take together) and their sum."""
     time.sleep(5)
-    current = bench.host.run(["systemctl", "show", "-P", "MemoryCurrent", "litellm.service"]).stdout.strip()
-    pss = bench.host.run(["sh", "-c", "for p in $(systemctl show -P ControlGroup litellm.service | "
-                          "xargs -I{} cat /sys/fs/cgroup{}/cgroup.procs); do "
-                          "awk -v p=$p '/^Pss:/ {print p, $2}' /proc/$p/smaps_rollup; done"], check=False).stdout
-    per_process = [round(int(kib) / 1024, 1) for _pid, kib in (line.split() for line in pss.splitlines())]
-    return {"memory_current_mib": round(int(current) / 2**20, 1) if current.isdigit() else None,
-            "pss_mib": sorted(per_process, reverse=True)}
+    script = ("main=$(systemctl show -P MainPID litellm.service); "
+              "for p in $main $(ps -o pid= --ppid $main); do "
+              "awk -v p=$p '/^Pss:/ {print p, $2}' /proc/$p/smaps_rollup; done")
+    out = bench.host.run(["sh", "-c", script], check=False).stdout
+    per_process = sorted((round(int(kib) / 1024, 1) for _pid, kib in (line.split() for line in out.splitlines())),
+                         reverse=True)
+    return {"pss_mib": per_process, "pss_total_mib": round(sum(per_process), 1)}
 
 
 def measure(bench, long_s):
@@ -207,8 +207,9 @@ def main():
         if rows_of:
             print(f"one alias, no load, {label}: " + json.dumps(rows_of["one alias, no load"].get("split")))
     memory = {label: (rows_of.get("memory") or {}) for label, rows_of in (("stock", stock), ("new", new))}
-    print("service memory after the first deploy (2 workers): " + json.dumps(memory) + "; MemoryCurrent new/stock "
-          f"{_lib.ratio(memory['new'].get('memory_current_mib') or 0, memory['stock'].get('memory_current_mib')):.2f}x")
+    pss = _lib.ratio(memory["new"].get("pss_total_mib") or 0, memory["stock"].get("pss_total_mib"))
+    print(f"service memory after the first deploy (2 workers, PSS MiB per process): {json.dumps(memory)}; "
+          f"PSS total new/stock {pss:.2f}x")
     print("whole load: stock " + json.dumps(stock.get("whole load")))
     print("            new   " + json.dumps(new["whole load"]))
 
