@@ -1,8 +1,12 @@
 """
-Day-2 operations on the real systemd host: known-good releases and rollback
-(by hand, and on their own when readiness fails), a failed upgrade that goes
-back to the previous venv, master key rotation, JSON logs, and removal
-followed by a fresh deploy.
+Day-2 operations on the real systemd host: an upgrade (a change of the pinned
+LiteLLM version installs a new venv release from the shipped lock beside the
+live one, switches to it, restarts once and passes smoke on the new version;
+going back switches to the kept release), a version without a lock refused,
+known-good releases and rollback (by hand, and on their own when readiness
+fails), a failed upgrade that goes back to the previous venv, JSON logs, and
+removal followed by a fresh deploy. (Master key rotation: test_zero_downtime.py,
+under load.)
 """
 
 import copy
@@ -14,7 +18,6 @@ import pytest
 import salt.utils.yaml
 
 from tests.conftest import REPO
-from tests.harness import site
 
 from .conftest import MINION_CONF_IN_HOST, gateway_request, journal_count, journal_cursor, service_show, settings_with
 
@@ -42,11 +45,18 @@ def _settings(test_site, **changes):
     return settings_with(test_site.settings, **changes)
 
 
+def _installed_version(host):
+    return host.run([f"{VENV}/bin/python", "-c", "import importlib.metadata as m; print(m.version('litellm'))"]
+                    ).stdout.strip()
+
+
 @pytest.fixture(scope="module")
 def deployed(apply, host, test_site):
-    """The site as earlier modules left it, deployed; at the end its pillar is back and the host bare."""
+    """The site as earlier modules left it, deployed on the default pinned version from a bare host; at the
+    end its pillar is back and the host bare."""
     original = copy.deepcopy(test_site.settings)
     apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert _installed_version(host) == test_site.settings.get("version", "1.108.7")
     yield
     test_site.write(original)
     apply.salt_ssh("state.apply", "litellm.clean").assert_ok()
@@ -98,28 +108,62 @@ class Poller:
         return sum(1 for _, ok in self.samples if ok)
 
 
-def test_an_upgrade_builds_beside_the_live_venv_and_is_down_only_for_the_restart(deployed, apply, host, test_site,
-                                                                                   gateway_port):
+SWITCH = ["litellm-package-install-venv-installed", "litellm-service-running-service-running"]
+# first time on 1.108.6: its lock file and, in the new release, the config check script
+NEW_RELEASE = ["litellm-config-file-check-script-managed", "litellm-package-install-lock-file-managed"]
+
+
+def test_an_upgrade_builds_beside_the_live_venv_restarts_once_and_going_back_switches_to_the_kept_release(
+        deployed, apply, host, test_site, gateway_port):
     before = host.run(["readlink", "-f", VENV]).stdout.strip()
+    pid_before = service_show(host, "MainPID")["MainPID"]
     cursor = journal_cursor(host)
     test_site.write(_settings(test_site, version="1.108.6"))
     with Poller(gateway_port) as poller:
         run = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert run.changed() == sorted(NEW_RELEASE + SWITCH)
+    assert _installed_version(host) == "1.108.6"
     after = host.run(["readlink", VENV]).stdout.strip()
     assert after.startswith(f"{RELEASES}/1.108.6-"), after
     assert host.run(["test", "-x", f"{before}/bin/litellm"], check=False).returncode == 0, "previous venv kept"
+    assert service_show(host, "MainPID")["MainPID"] != pid_before
     assert journal_count(host, "Started litellm.service", cursor) == 1
+    assert run.states["litellm-smoke-passed"]["result"] is True
     outage = poller.longest_outage()
     print(f"upgrade 1.108.7 -> 1.108.6: apply {run.elapsed:.1f} s, gateway down {outage:.1f} s "
           f"({poller.served()} answers during the apply)")
     # the new venv was built while the old one served: down only for the restart
     assert outage < run.elapsed / 2, (outage, run.elapsed)
     assert outage < 30
-    # back: the 1.108.7 release is still on disk, so nothing is built
+    assert apply.salt_ssh("state.apply", "litellm").assert_ok().changed() == []
+    # back: the 1.108.7 release is still on disk, so nothing is built; a switch and one restart
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    cursor = journal_cursor(host)
     test_site.write(_settings(test_site, version="1.108.7"))
     back = apply.salt_ssh("state.apply", "litellm").assert_ok()
+    assert back.changed() == sorted(SWITCH)
+    assert _installed_version(host) == "1.108.7"
     assert host.run(["readlink", "-f", VENV]).stdout.strip() == before
     assert "already on disk" in back.states["litellm-package-install-venv-installed"]["comment"]
+    assert service_show(host, "MainPID")["MainPID"] != pid_before
+    assert journal_count(host, "Started litellm.service", cursor) == 1
+    assert back.states["litellm-smoke-passed"]["result"] is True
+    assert apply.salt_ssh("state.apply", "litellm").assert_ok().changed() == []
+
+
+def test_a_version_without_a_lock_is_refused_before_any_change(deployed, apply, host, test_site):
+    good = copy.deepcopy(test_site.settings)
+    pid_before = service_show(host, "MainPID")["MainPID"]
+    test_site.write(_settings(test_site, version="1.0.0"))
+    try:
+        run = apply.salt_ssh("state.apply", "litellm")
+    finally:
+        test_site.write(good)
+    assert run.returncode != 0
+    assert "litellm:version: no lock file for '1.0.0'" in run.states["litellm-validate-pillar-validated"]["comment"]
+    assert run.changed() == []
+    assert _installed_version(host) == "1.108.7"
+    assert service_show(host, "MainPID")["MainPID"] == pid_before
 
 
 def test_a_failed_upgrade_goes_back_to_the_previous_venv_by_itself(deployed, apply, host, test_site, gateway_port):
@@ -201,26 +245,6 @@ def test_rollback_by_hand_restores_the_previous_release_and_reloads_once(deploye
     assert again.changed() == ["litellm-config-file-config-managed", "litellm-service-running-service-running"]
     assert _aliases(gateway_port, key) == sorted(first + ["chat-extra"])
     assert len(_releases(host)) <= 3
-
-
-def test_master_key_rotation_rewrites_only_the_env_and_reloads_once(deployed, apply, host, test_site, gateway_port):
-    old_key, new_key = test_site.master_key, site.new_master_key()
-    cursor = journal_cursor(host)
-    pid = service_show(host, "MainPID")["MainPID"]
-    test_site.master_key = new_key
-    test_site.write()
-    run = apply.salt_ssh("state.apply", "litellm").assert_ok()
-    assert run.changed() == ["litellm-config-file-env-managed", "litellm-service-running-service-running"]
-    # the workers read litellm.env again at a reload: the supervisor stays
-    assert run.states["litellm-service-running-service-running"]["changes"]["path"] == "reload"
-    assert service_show(host, "MainPID")["MainPID"] == pid
-    assert journal_count(host, "Reloaded litellm.service", cursor) == 1
-    assert journal_count(host, "Started litellm.service", cursor) == 0
-    assert new_key not in run.text and old_key not in run.text
-    assert gateway_request(gateway_port, "GET", "/v1/models", key=new_key)[0] == 200
-    refused = gateway_request(gateway_port, "GET", "/v1/models", key=old_key)[0]
-    assert refused in (400, 401), refused
-    assert apply.salt_ssh("state.apply", "litellm").assert_ok().changed() == []
 
 
 def _json_message(line):

@@ -3,11 +3,12 @@ No request lost while the formula changes a live gateway (issue 14): one
 client load of mixed chat and streaming requests (24 clients, a quarter of
 them in streams of 65 s) runs from the first test to the last, across an
 alias added and removed, a backend removed and added, a master key
-rotation, a workers change (2 -> 1: what follows runs on one worker), an
-upgrade and its rollback by hand, and an automatic rollback after a failed
-smoke test. Each change: 0 failed
-requests, 0 cut streams, the same listening socket (inode), and the
-supervisor (MainPID) kept where the path was a reload.
+rotation (only the env rewritten, one reload, the new key works, the old one
+is refused, then nothing to do), a workers change (2 -> 1: what follows runs
+on one worker), an upgrade (a release of its own beside the kept one) and its
+rollback by hand, and an automatic rollback after a failed smoke test. Each
+change: 0 failed requests, 0 cut streams, the same listening socket (inode),
+and the supervisor (MainPID) kept where the path was a reload.
 """
 
 import copy
@@ -22,7 +23,7 @@ import pytest
 from tests.conftest import REPO
 from tests.harness import site
 
-from .conftest import gateway_workers, service_show, settings_with
+from .conftest import gateway_request, gateway_workers, journal_count, journal_cursor, service_show, settings_with
 
 sys.path.insert(0, str(REPO / "tests"))
 import client_load  # noqa: E402
@@ -30,6 +31,8 @@ import client_load  # noqa: E402
 pytestmark = pytest.mark.integration
 
 CLIENT_KEY = "sk-load-" + secrets.token_hex(16)
+VENV = "/opt/litellm/venv"
+RELEASES = "/opt/litellm/venv-releases"
 LONG_S = 65
 RESULTS = {}
 
@@ -127,16 +130,22 @@ def test_a_backend_removed_and_added_reloads(deployed, apply, host, test_site, l
     assert _path(run) == "reload"
 
 
-def test_a_master_key_rotation_reloads_and_the_new_key_works(deployed, apply, host, test_site, load, gateway_port):
+def test_a_master_key_rotation_rewrites_only_the_env_reloads_once_and_the_new_key_works(
+        deployed, apply, host, test_site, load, gateway_port):
     old_key = test_site.master_key
-    test_site.master_key = site.new_master_key()
+    new_key = test_site.master_key = site.new_master_key()
+    cursor = journal_cursor(host)
     run, RESULTS["master_key_rotated"] = _change(apply, host, test_site, load, deployed, "reload")
     assert run.changed() == ["litellm-config-file-env-managed", "litellm-service-running-service-running"]
+    # the workers read litellm.env again at a reload: the supervisor stays (_change), one reload, no start
     assert _path(run) == "reload"
-    from .conftest import gateway_request
-
-    assert gateway_request(gateway_port, "GET", "/v1/models", key=test_site.master_key)[0] == 200
-    assert gateway_request(gateway_port, "GET", "/v1/models", key=old_key)[0] in (400, 401)
+    assert journal_count(host, "Reloaded litellm.service", cursor) == 1
+    assert journal_count(host, "Started litellm.service", cursor) == 0
+    assert new_key not in run.text and old_key not in run.text
+    assert gateway_request(gateway_port, "GET", "/v1/models", key=new_key)[0] == 200
+    refused = gateway_request(gateway_port, "GET", "/v1/models", key=old_key)[0]
+    assert refused in (400, 401), refused
+    assert apply.salt_ssh("state.apply", "litellm").assert_ok().changed() == []
 
 
 def test_a_workers_change_restarts_behind_the_held_socket(deployed, apply, host, test_site, load):
@@ -149,8 +158,13 @@ def test_a_workers_change_restarts_behind_the_held_socket(deployed, apply, host,
 
 def test_an_upgrade_and_its_rollback_by_hand_restart_behind_the_held_socket(deployed, apply, host, test_site, load):
     upgraded = settings_with(deployed, version="1.108.6")
+    before = host.run(["readlink", "-f", VENV]).stdout.strip()
     run, RESULTS["upgrade"] = _change(apply, host, test_site, load, upgraded, "restart")
     assert _path(run) == "restart"
+    # built beside the live venv: a release of its own, the previous one kept
+    assert host.run(["readlink", VENV]).stdout.strip().startswith(f"{RELEASES}/1.108.6-")
+    assert host.run(["test", "-x", f"{before}/bin/litellm"], check=False).returncode == 0, "previous venv kept"
+    assert run.states["litellm-smoke-passed"]["result"] is True
     run, RESULTS["rollback_by_hand"] = _change(apply, host, test_site, load, None, "restart",
                                                command=("litellm_config.rollback",), ok=False)
     assert run.data["action"] == "rolled_back" and run.data.get("path") == "restart", run.data
