@@ -13,9 +13,17 @@ the same way once its apply has passed:
    ``127.0.0.1`` from a throw-away CA (tests/harness/pki.py), the key in the
    GPG-encrypted pillar (litellm:tls:key), ``base_url`` https://localhost;
    the client verifies the chain against that CA (never unverified);
-3. ``metrics``: http, ``litellm:metrics`` enabled on loopback; its endpoint
-   must answer ``/metrics/`` and count the requests of the pass;
-4. ``plain again``: back to 1, to show the machine's drift over the run.
+3. ``metrics all``: http, ``litellm:metrics`` enabled on loopback with
+   ``all: true`` (every series LiteLLM defines: the formula's metrics before
+   h16b); its endpoint must answer ``/metrics/`` and count the pass's requests;
+4. ``metrics``: the same with the formula's default series
+   (``FORMULA_METRICS``, LiteLLM's ``prometheus_metrics_config``);
+5. ``plain again``: back to 1, to show the machine's drift over the run.
+
+``--profile DIR``: in each metrics pass, one more wrk window while py-spy
+(``pip install py-spy`` into the bench's venv) samples every worker from the
+machine (the container's PIDs mapped to the machine's); DIR gets py-spy's
+collapsed stacks per pass and worker.
 
 The site CA is in ``litellm:ca_certificates`` in every pass (it costs nothing
 at run time), so that only the listener and the callback differ.
@@ -39,6 +47,7 @@ import tempfile
 import time
 import urllib.request
 
+import _pyspy
 from _lib import BenchSite, header, median, percentile, table
 from gateway import CHAT, WARMUP, sequential, wrk
 from tests.harness import pki, site as harness_site
@@ -54,7 +63,9 @@ def passes(base, cert, ca, tls_port, metrics_port):
     tls = settings_with(base, base_url=f"https://localhost:{tls_port}",
                         tls={"enabled": True, "certificate": cert})
     metrics = settings_with(base, metrics={"enabled": True, "bind_host": "127.0.0.1", "port": metrics_port})
-    return [("plain", base, False), ("tls", tls, True), ("metrics", metrics, False), ("plain again", base, False)]
+    every = settings_with(metrics, metrics__all=True)
+    return [("plain", base, False), ("tls", tls, True), ("metrics all", every, False), ("metrics", metrics, False),
+            ("plain again", base, False)]
 
 
 def write(bench, settings, tls_key=None):
@@ -88,7 +99,16 @@ def c1(bench, context, n):
     return fresh, keep, direct
 
 
-def measure(bench, context, args, workdir, metrics_port=None):
+def profiled(bench, args, workdir, label):
+    """One more wrk window while py-spy samples every worker: its summary (the window is not in the table)."""
+    spies = _pyspy.record(_pyspy.worker_pids(bench.host), args.duration + 1, args.profile, label)
+    wrk(bench.url, bench.master_key, args.duration, workdir, args.connections)
+    for spy in spies:
+        spy.wait(timeout=args.duration + 60)
+    return _pyspy.summary(args.profile, label)
+
+
+def measure(bench, context, args, workdir, metrics_port=None, label=""):
     sequential("127.0.0.1", bench.port, "/v1/chat/completions", CHAT, WARMUP, bench.master_key, context=context)
     fresh, keep, direct = c1(bench, context, args.requests)
     row = {"fresh": fresh, "keep": keep, "direct_p50": median(direct), "rps": [], "errors": 0, "wrk_cpu": 0.0}
@@ -105,7 +125,17 @@ def measure(bench, context, args, workdir, metrics_port=None):
             time.sleep(1)
             status, after = metrics_count(metrics_port)
             row["metrics"] = {"status": status, "counted": after - before, "sent": row["requests"]}
+        if args.profile:
+            row["profile"] = profiled(bench, args, workdir, label)
     return row
+
+
+def print_profiles(results):
+    for r in (r for r in results if "profile" in r):
+        samples, share, incl, own = r["profile"]
+        print(f"\nprofile {r['name']}: {samples} samples, {share} % in litellm/integrations/prometheus.py")
+        table(["inclusive %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in incl])
+        table(["self %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in own])
 
 
 def p(values, pct):
@@ -119,6 +149,7 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=20, help="wrk concurrency (20)")
     parser.add_argument("--requests", type=int, default=240,
                         help="c1 requests per pass and mode (new connection, keep-alive) (240)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy every worker in one more wrk window per http pass")
     args = parser.parse_args(argv)
     header("edge: https (litellm:tls) and metrics (litellm:metrics) against plain http, one host, same run")
     t0 = time.monotonic()
@@ -136,7 +167,8 @@ def main(argv=None):
             state = run.states.get("litellm-service-running-service-running") or {}
             path = (state.get("changes") or {}).get("path", "-")
             uses_metrics = "metrics" in settings
-            row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None)
+            row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None,
+                          label=name)
             row.update(name=name, apply_s=run.elapsed, path=path)
             results.append(row)
             print(f"  {name}: applied in {run.elapsed:.1f} s (path {path}); c1 new-connection p95 "
@@ -164,19 +196,25 @@ def main(argv=None):
     table(["pass", "apply s", "path", "c1 new conn p50/p95 ms", "p95 x plain", "c1 keep-alive p50/p95 ms",
            "p95 x plain", f"c{args.connections} req/s", "x plain", "errors"], rows)
     tls = next(r for r in results if r["name"] == "tls")
-    metrics = next(r for r in results if r["name"] == "metrics")
-    m = metrics["metrics"]
-    metrics_ok = m["status"] == 200 and m["counted"] >= 0.99 * m["sent"]  # wrk counts only what it completed
+    every, metrics = (next(r for r in results if r["name"] == name) for name in ("metrics all", "metrics"))
+    counts = [r["metrics"] for r in (every, metrics)]
+    metrics_ok = all(m["status"] == 200 and m["counted"] >= 0.99 * m["sent"] for m in counts)  # wrk: completed only
     print()
     table(["edge cost (against the mean of the two plain passes)", "measured"], [
         ["handshake: c1 p95, new connection, https / http",
          f"{p(tls['fresh'], 95) / base_fresh95:.2f}x ({p(tls['fresh'], 95) - base_fresh95:+.2f} ms)"],
         ["c1 p95 keep-alive, https / http",
          f"{p(tls['keep'], 95) / base_keep95:.2f}x ({p(tls['keep'], 95) - base_keep95:+.2f} ms)"],
-        [f"c{args.connections} throughput with metrics / without", f"{median(metrics['rps']) / base_rps:.2f}x"],
-        ["metrics endpoint /metrics/ answers and counts the pass's requests",
-         f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"],
+        [f"c{args.connections} throughput, metrics all series (before) / without",
+         f"{median(every['rps']) / base_rps:.2f}x"],
+        [f"c{args.connections} throughput, metrics the formula's series (default) / without",
+         f"{median(metrics['rps']) / base_rps:.2f}x"],
+        *[[f"{name}: /metrics/ answers and counts the pass's requests",
+           f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"]
+          for name, m in zip(("metrics all", "metrics"), counts)],
     ])
+    if args.profile:
+        print_profiles(results)
     errors = sum(r["errors"] for r in results)
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; errors {errors}; metrics endpoint "
           f"{'ok' if metrics_ok else 'MISSED'}")
