@@ -16,23 +16,6 @@ PROVIDERS = {"ollama": "ollama_chat"}
 MODEL_LIMIT_KEYS = ("rpm", "tpm")
 AUTH_HOOK_MODULE = "litellm_client_keys"
 CONFIG_HEADER = "# Managed by Salt (litellm formula). Local edits are overwritten.\n"
-# litellm:metrics: the series the prometheus callback keeps unless litellm:metrics:all (every one LiteLLM
-# defines): requests, errors and latency per alias, backend and client, tokens, backend health. The others
-# (budgets, rate limits, caches, guardrails, ...) cost CPU on every request (Performance, "HTTPS and metrics").
-FORMULA_METRICS = (
-    "litellm_proxy_total_requests_metric",
-    "litellm_proxy_failed_requests_metric",
-    "litellm_request_total_latency_metric",
-    "litellm_llm_api_latency_metric",
-    "litellm_deployment_total_requests",
-    "litellm_deployment_success_responses",
-    "litellm_deployment_failure_responses",
-    "litellm_deployment_state",
-    "litellm_deployment_cooled_down",
-    "litellm_input_tokens_metric",
-    "litellm_output_tokens_metric",
-    "litellm_total_tokens_metric",
-)
 
 
 def provider_prefixes():
@@ -118,10 +101,6 @@ def _litellm_settings(settings):
         callbacks = litellm_settings.get("callbacks") or []
         callbacks = [callbacks] if isinstance(callbacks, str) else list(callbacks)
         litellm_settings["callbacks"] = callbacks + ([] if "prometheus" in callbacks else ["prometheus"])
-        if settings["metrics"].get("all") is not True:
-            # pillar's own litellm_settings:prometheus_metrics_config wins
-            litellm_settings.setdefault("prometheus_metrics_config",
-                                        [{"group": "litellm-salt", "metrics": list(FORMULA_METRICS)}])
     return litellm_settings
 
 

@@ -14,7 +14,7 @@ import ipaddress
 import urllib.parse
 
 TLS_KEYS = {"enabled", "certificate", "key"}
-METRICS_KEYS = {"enabled", "bind_host", "port", "allow", "all"}
+METRICS_KEYS = {"enabled", "bind_host", "port", "allow"}
 
 
 def _mapping(utils, errors, key, value, allowed):
@@ -148,8 +148,6 @@ def check_metrics(utils, errors, settings):
         errors.append(f"litellm:metrics:bind_host: must be an IP address, got {validate.describe(host)}")
         host = None
     validate.check_int(errors, "metrics:port", metrics.get("port"), 1, 65535)
-    if not isinstance(metrics.get("all", False), bool):
-        errors.append(f"litellm:metrics:all: must be true or false, got {validate.describe(metrics.get('all'))}")
     if metrics.get("enabled") and metrics.get("port") == settings.get("bind_port"):
         errors.append("litellm:metrics:port: must differ from litellm:bind_port")
     allow = metrics.get("allow", [])

@@ -5,7 +5,6 @@ check, the pure functions behind the unit (uvicorn TLS args, metrics env and
 argv, info metric), the rendered config and the ownership layout.
 """
 
-import re
 import ssl
 import tomllib
 from types import SimpleNamespace
@@ -111,7 +110,6 @@ def test_a_key_in_the_certificate_or_a_locked_key_is_refused(pki_dir):
     ({"port": 0}, "litellm:metrics:port: must be an integer from 1 to 65535"),
     ({"allow": ["10.0.0.0/8", "nope"]}, "litellm:metrics:allow:1: not an address or CIDR"),
     ({"allow": "10.0.0.1"}, "litellm:metrics:allow: must be a list"),
-    ({"all": "yes"}, "litellm:metrics:all: must be true or false"),
 ])
 def test_metrics_validation(metrics, expected):
     found = [e for e in litellm_config.check_settings(merged({**BASE, "metrics": metrics})) if "metrics" in e]
@@ -166,28 +164,6 @@ def test_the_config_gets_the_prometheus_callback_beside_pillars_own():
     assert "callbacks" not in litellm_config.build_config(merged(BASE))["litellm_settings"]
     on = merged({**BASE, "metrics": {"enabled": True}, "litellm_settings": {"callbacks": "mine.cb"}})
     assert litellm_config.build_config(on)["litellm_settings"]["callbacks"] == ["mine.cb", "prometheus"]
-
-
-def test_the_callback_keeps_the_formulas_series_unless_all_or_pillar_says_otherwise():
-    on = merged({**BASE, "metrics": {"enabled": True}})
-    config = litellm_config.build_config(on)["litellm_settings"]["prometheus_metrics_config"]
-    assert config == [{"group": "litellm-salt", "metrics": list(SALT_UTILS.litellm_build.FORMULA_METRICS)}]
-    # what the smoke check, the README and the edge test count are among them
-    assert {"litellm_deployment_total_requests", "litellm_proxy_total_requests_metric",
-            "litellm_request_total_latency_metric", "litellm_deployment_state"} <= set(config[0]["metrics"])
-    every = merged({**BASE, "metrics": {"enabled": True, "all": True}})
-    assert "prometheus_metrics_config" not in litellm_config.build_config(every)["litellm_settings"]
-    own = [{"group": "mine", "metrics": ["litellm_spend_metric"]}]
-    mine = merged({**BASE, "metrics": {"enabled": True}, "litellm_settings": {"prometheus_metrics_config": own}})
-    assert litellm_config.build_config(mine)["litellm_settings"]["prometheus_metrics_config"] == own
-    assert "prometheus_metrics_config" not in litellm_config.build_config(merged(BASE))["litellm_settings"]
-
-
-def test_the_formulas_series_are_litellms_own_names():
-    """Every name LiteLLM 1.108's PrometheusLogger defines (it refuses a config naming any other at start)."""
-    golden = (REPO / "tests" / "golden" / "prometheus_metrics.txt").read_text()
-    defined = set(re.findall(r'"(litellm_[a-z_]+)"', golden))
-    assert set(SALT_UTILS.litellm_build.FORMULA_METRICS) <= defined
 
 
 def test_the_layout_claims_the_tls_files_and_the_metrics_unit(pki_dir):
