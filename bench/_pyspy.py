@@ -2,7 +2,9 @@
 py-spy on the gateway's workers from the machine (not a benchmark itself):
 the container's worker PIDs mapped to the machine's (``NSpid``), one
 ``py-spy record --nonblocking`` per worker while a load runs, and a summary
-of the collapsed stacks (top frames, inclusive and self, all workers merged).
+of the collapsed stacks of the workers' event-loop thread (top frames,
+inclusive and self, all workers merged; the other threads, which py-spy
+samples idle, are left out).
 py-spy is not a dependency of the formula: ``uv pip install py-spy`` into the
 bench's venv.
 """
@@ -53,14 +55,18 @@ def _frame(frame):
     return re.sub(r":\d+\)$", ")", re.sub(r"\(.*/site-packages/", "(", frame))
 
 
-def summary(out_dir, label, top=15, needle="litellm/integrations/prometheus.py"):
+LOOP = "Server.run ("  # uvicorn's server: the stacks of a worker's event-loop thread
+CALLBACK = "(prometheus.py:"  # LiteLLM's prometheus callback (py-spy names files without their directories)
+
+
+def summary(out_dir, label, top=15, needle=CALLBACK):
     """(samples, share of samples with ``needle`` in the stack, top inclusive, top self) of one label."""
     slug = re.sub(r"\W+", "-", label)
     stacks = collections.Counter()
-    for path in Path(out_dir).glob(f"{slug}-*.txt"):
+    for path in Path(out_dir).glob(f"{slug}-[0-9]*.txt"):
         for line in path.read_text().splitlines():
             stack, _, count = line.rpartition(" ")
-            if stack and count.isdigit():
+            if stack and count.isdigit() and LOOP in stack:
                 stacks[stack] += int(count)
     total = sum(stacks.values()) or 1
     incl, own, hits = collections.Counter(), collections.Counter(), 0

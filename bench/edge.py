@@ -13,14 +13,11 @@ the same way once its apply has passed:
    ``127.0.0.1`` from a throw-away CA (tests/harness/pki.py), the key in the
    GPG-encrypted pillar (litellm:tls:key), ``base_url`` https://localhost;
    the client verifies the chain against that CA (never unverified);
-3. ``metrics all``: http, ``litellm:metrics`` enabled on loopback with
-   ``all: true`` (every series LiteLLM defines: the formula's metrics before
-   h16b); its endpoint must answer ``/metrics/`` and count the pass's requests;
-4. ``metrics``: the same with the formula's default series
-   (``FORMULA_METRICS``, LiteLLM's ``prometheus_metrics_config``);
-5. ``plain again``: back to 1, to show the machine's drift over the run.
+3. ``metrics``: http, ``litellm:metrics`` enabled on loopback; its endpoint
+   must answer ``/metrics/`` and count the requests of the pass;
+4. ``plain again``: back to 1, to show the machine's drift over the run.
 
-``--profile DIR``: in each metrics pass, one more wrk window while py-spy
+``--profile DIR``: in each http pass, one more wrk window while py-spy
 (``pip install py-spy`` into the bench's venv) samples every worker from the
 machine (the container's PIDs mapped to the machine's); DIR gets py-spy's
 collapsed stacks per pass and worker.
@@ -63,9 +60,7 @@ def passes(base, cert, ca, tls_port, metrics_port):
     tls = settings_with(base, base_url=f"https://localhost:{tls_port}",
                         tls={"enabled": True, "certificate": cert})
     metrics = settings_with(base, metrics={"enabled": True, "bind_host": "127.0.0.1", "port": metrics_port})
-    every = settings_with(metrics, metrics__all=True)
-    return [("plain", base, False), ("tls", tls, True), ("metrics all", every, False), ("metrics", metrics, False),
-            ("plain again", base, False)]
+    return [("plain", base, False), ("tls", tls, True), ("metrics", metrics, False), ("plain again", base, False)]
 
 
 def write(bench, settings, tls_key=None):
@@ -133,7 +128,7 @@ def measure(bench, context, args, workdir, metrics_port=None, label=""):
 def print_profiles(results):
     for r in (r for r in results if "profile" in r):
         samples, share, incl, own = r["profile"]
-        print(f"\nprofile {r['name']}: {samples} samples, {share} % in litellm/integrations/prometheus.py")
+        print(f"\nprofile {r['name']}: {samples} event-loop samples, {share} % in LiteLLM's prometheus callback")
         table(["inclusive %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in incl])
         table(["self %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in own])
 
@@ -196,22 +191,18 @@ def main(argv=None):
     table(["pass", "apply s", "path", "c1 new conn p50/p95 ms", "p95 x plain", "c1 keep-alive p50/p95 ms",
            "p95 x plain", f"c{args.connections} req/s", "x plain", "errors"], rows)
     tls = next(r for r in results if r["name"] == "tls")
-    every, metrics = (next(r for r in results if r["name"] == name) for name in ("metrics all", "metrics"))
-    counts = [r["metrics"] for r in (every, metrics)]
-    metrics_ok = all(m["status"] == 200 and m["counted"] >= 0.99 * m["sent"] for m in counts)  # wrk: completed only
+    metrics = next(r for r in results if r["name"] == "metrics")
+    m = metrics["metrics"]
+    metrics_ok = m["status"] == 200 and m["counted"] >= 0.99 * m["sent"]  # wrk counts only what it completed
     print()
     table(["edge cost (against the mean of the two plain passes)", "measured"], [
         ["handshake: c1 p95, new connection, https / http",
          f"{p(tls['fresh'], 95) / base_fresh95:.2f}x ({p(tls['fresh'], 95) - base_fresh95:+.2f} ms)"],
         ["c1 p95 keep-alive, https / http",
          f"{p(tls['keep'], 95) / base_keep95:.2f}x ({p(tls['keep'], 95) - base_keep95:+.2f} ms)"],
-        [f"c{args.connections} throughput, metrics all series (before) / without",
-         f"{median(every['rps']) / base_rps:.2f}x"],
-        [f"c{args.connections} throughput, metrics the formula's series (default) / without",
-         f"{median(metrics['rps']) / base_rps:.2f}x"],
-        *[[f"{name}: /metrics/ answers and counts the pass's requests",
-           f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"]
-          for name, m in zip(("metrics all", "metrics"), counts)],
+        [f"c{args.connections} throughput with metrics / without", f"{median(metrics['rps']) / base_rps:.2f}x"],
+        ["metrics endpoint /metrics/ answers and counts the pass's requests",
+         f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"],
     ])
     if args.profile:
         print_profiles(results)
