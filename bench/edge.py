@@ -17,6 +17,11 @@ the same way once its apply has passed:
    must answer ``/metrics/`` and count the requests of the pass;
 4. ``plain again``: back to 1, to show the machine's drift over the run.
 
+``--profile DIR``: in each http pass, one more wrk window while py-spy
+(``pip install py-spy`` into the bench's venv) samples every worker from the
+machine (the container's PIDs mapped to the machine's); DIR gets py-spy's
+collapsed stacks per pass and worker.
+
 The site CA is in ``litellm:ca_certificates`` in every pass (it costs nothing
 at run time), so that only the listener and the callback differ.
 
@@ -39,6 +44,7 @@ import tempfile
 import time
 import urllib.request
 
+import _pyspy
 from _lib import BenchSite, header, median, percentile, table
 from gateway import CHAT, WARMUP, sequential, wrk
 from tests.harness import pki, site as harness_site
@@ -88,7 +94,16 @@ def c1(bench, context, n):
     return fresh, keep, direct
 
 
-def measure(bench, context, args, workdir, metrics_port=None):
+def profiled(bench, args, workdir, label):
+    """One more wrk window while py-spy samples every worker: its summary (the window is not in the table)."""
+    spies = _pyspy.record(_pyspy.worker_pids(bench.host), args.duration + 1, args.profile, label)
+    wrk(bench.url, bench.master_key, args.duration, workdir, args.connections)
+    for spy in spies:
+        spy.wait(timeout=args.duration + 60)
+    return _pyspy.summary(args.profile, label)
+
+
+def measure(bench, context, args, workdir, metrics_port=None, label=""):
     sequential("127.0.0.1", bench.port, "/v1/chat/completions", CHAT, WARMUP, bench.master_key, context=context)
     fresh, keep, direct = c1(bench, context, args.requests)
     row = {"fresh": fresh, "keep": keep, "direct_p50": median(direct), "rps": [], "errors": 0, "wrk_cpu": 0.0}
@@ -105,7 +120,17 @@ def measure(bench, context, args, workdir, metrics_port=None):
             time.sleep(1)
             status, after = metrics_count(metrics_port)
             row["metrics"] = {"status": status, "counted": after - before, "sent": row["requests"]}
+        if args.profile:
+            row["profile"] = profiled(bench, args, workdir, label)
     return row
+
+
+def print_profiles(results):
+    for r in (r for r in results if "profile" in r):
+        samples, share, incl, own = r["profile"]
+        print(f"\nprofile {r['name']}: {samples} event-loop samples, {share} % in LiteLLM's prometheus callback")
+        table(["inclusive %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in incl])
+        table(["self %", "frame"], [[f"{pct}", frame[:150]] for pct, frame in own])
 
 
 def p(values, pct):
@@ -119,6 +144,7 @@ def main(argv=None):
     parser.add_argument("--connections", type=int, default=20, help="wrk concurrency (20)")
     parser.add_argument("--requests", type=int, default=240,
                         help="c1 requests per pass and mode (new connection, keep-alive) (240)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy every worker in one more wrk window per http pass")
     args = parser.parse_args(argv)
     header("edge: https (litellm:tls) and metrics (litellm:metrics) against plain http, one host, same run")
     t0 = time.monotonic()
@@ -136,7 +162,8 @@ def main(argv=None):
             state = run.states.get("litellm-service-running-service-running") or {}
             path = (state.get("changes") or {}).get("path", "-")
             uses_metrics = "metrics" in settings
-            row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None)
+            row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None,
+                          label=name)
             row.update(name=name, apply_s=run.elapsed, path=path)
             results.append(row)
             print(f"  {name}: applied in {run.elapsed:.1f} s (path {path}); c1 new-connection p95 "
@@ -177,6 +204,8 @@ def main(argv=None):
         ["metrics endpoint /metrics/ answers and counts the pass's requests",
          f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"],
     ])
+    if args.profile:
+        print_profiles(results)
     errors = sum(r["errors"] for r in results)
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; errors {errors}; metrics endpoint "
           f"{'ok' if metrics_ok else 'MISSED'}")

@@ -7,10 +7,15 @@ mixed chat and streaming requests, some streams long (the stand-in's
 200. ``cut``: a stream that began (200 and at least one chunk) and ended
 before ``data: [DONE]``. ``added wait``: a request's latency minus the median
 latency of its kind measured before the change (``baseline``).
+
+Plain http by default; with ``cafile`` (``Load``) or ``context``
+(``one_request``) over https, the server's chain and name (or IP SAN)
+verified against that CA, never unverified.
 """
 
 import http.client
 import json
+import ssl
 import statistics
 import threading
 import time
@@ -23,11 +28,22 @@ def _body(model, kind, long_s):
     return {"model": model, "messages": [{"role": "user", "content": text}], "stream": kind != "chat"}
 
 
-def one_request(port, key, model, kind, long_s=70, timeout=600, host="127.0.0.1"):
-    """One request: ``{"kind", "start", "end", "ok", "cut", "error", "chunks"}``."""
+def https_context(cafile):
+    """A client context that verifies the server against ``cafile`` only (chain, hostname or IP SAN)."""
+    return ssl.create_default_context(cafile=str(cafile))
+
+
+def _connection(host, port, timeout, context):
+    if context is None:
+        return http.client.HTTPConnection(host, port, timeout=timeout)
+    return http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+
+
+def one_request(port, key, model, kind, long_s=70, timeout=600, host="127.0.0.1", context=None):
+    """One request (https with ``context``): ``{"kind", "start", "end", "ok", "cut", "error", "chunks"}``."""
     start = time.monotonic()
     out = {"kind": kind, "start": start, "end": None, "ok": False, "cut": False, "error": "", "chunks": 0}
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    conn = _connection(host, port, timeout, context)
     try:
         conn.request("POST", "/v1/chat/completions", body=json.dumps(_body(model, kind, long_s)),
                      headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
@@ -62,11 +78,14 @@ class Load:
     """
     ``clients`` threads, each sending requests back to back: every
     ``long_every``-th client sends long streams only, the others chat and
-    short streams in turn. ``with Load(...) as load:`` runs it.
+    short streams in turn. ``with Load(...) as load:`` runs it. ``cafile``:
+    over https to ``host``, verified against that CA.
     """
 
-    def __init__(self, port, key, model, clients=24, long_every=4, long_s=70, key_of=None):
+    def __init__(self, port, key, model, clients=24, long_every=4, long_s=70, key_of=None, host="127.0.0.1",
+                 cafile=None):
         self.port, self.key, self.model = port, key, model
+        self.host, self.context = host, https_context(cafile) if cafile else None
         self.clients, self.long_every, self.long_s = clients, long_every, long_s
         self.key_of = key_of  # callable -> the key to use now (a key rotation changes it)
         self.results = []
@@ -83,7 +102,7 @@ class Load:
                 kind = ("chat", "stream")[turn % 2]
             turn += 1
             key = self.key_of() if self.key_of else self.key
-            result = one_request(self.port, key, self.model, kind, self.long_s)
+            result = one_request(self.port, key, self.model, kind, self.long_s, host=self.host, context=self.context)
             with self._lock:
                 self.results.append(result)
             if not result["ok"]:

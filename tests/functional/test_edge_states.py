@@ -83,3 +83,16 @@ def test_the_unit_serves_tls_and_the_env_has_the_metrics_directory(loaders):
     assert loaders.modules.litellm_smoke.unit_settings(out["unit"])["url"] == "https://gw.example.internal:4000"
     assert "PROMETHEUS_MULTIPROC_DIR=/run/litellm/prometheus" in out["env"]
     assert "- prometheus" in out["config"]
+
+
+def test_a_renewed_certificate_or_key_is_a_rolling_reload(rendered):
+    """Both TLS files are watched by the service state and restart nothing: a renewal takes the reload path."""
+    from tests.conftest import SALT_UTILS
+
+    service = _state(rendered, "litellm-service-running-service-running")
+    tls = ["litellm-config-file-tls-certificate-managed", "litellm-config-file-tls-key-managed"]
+    assert set(tls) <= set(service["watched"]), service["watched"]
+    assert not set(tls) & (set(service["restart_on"]) | set(service["relisten_on"]))
+    for changed in (tls, tls[:1], tls[1:]):
+        path = SALT_UTILS["litellm_unit.change_path"](changed, service["restart_on"], service["relisten_on"])
+        assert path == "reload", (changed, path)

@@ -13,12 +13,19 @@ with salt-ssh, the TLS key in the GPG-encrypted pillar:
   over its HTTP API returns the count of the chats made here, by alias and backend;
 - the TLS key is nowhere it should not be; clean removes the files and the unit.
 
-- the openai SDK over https with the site CA works; without it, verification fails.
+- the openai SDK over https with the site CA works; without it, verification fails;
+- a certificate renewal (a new key and serial from the same CA) applied under
+  a client load over https (verified against the site CA) is a rolling
+  reload: no request fails, no stream is cut, the supervisor stays, and the
+  listener then serves the new certificate.
 """
 
+import hashlib
 import json
+import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -26,10 +33,14 @@ import urllib.request
 import openai
 import pytest
 
+from tests.conftest import REPO
 from tests.harness import pki, site
 from tests.harness.site import free_port
 
-from .conftest import Site, gateway_host, gateway_request, make_applier, make_controller, settings_with
+from .conftest import Site, gateway_host, gateway_request, make_applier, make_controller, service_show, settings_with
+
+sys.path.insert(0, str(REPO / "tests"))
+import client_load  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -52,10 +63,10 @@ class EdgeSite(Site):
 def certs(tmp_path_factory):
     where = tmp_path_factory.mktemp("edge-pki")
     ca = pki.make_ca(where / "ca")
-    made = {"ca": ca.cert_path.read_text()}
+    made = {"ca": ca.cert_path.read_text(), "ca_file": ca.cert_path}
     for name, hosts, days in (("good", ["localhost", "127.0.0.1"], 90), ("expired", ["localhost"], -1),
                               ("wrong-san", ["elsewhere.example.internal"], 90),
-                              ("other", ["localhost"], 90)):
+                              ("other", ["localhost"], 90), ("renewed", ["localhost", "127.0.0.1"], 90)):
         cert, key = ca.issue(where / name, hosts, valid_days=days)
         made[name] = (cert.read_text(), key.read_text())
     return made
@@ -277,6 +288,60 @@ def test_the_tls_key_is_never_exposed(edge, deployed, certs):
     on_controller = [str(p) for p in (edge["root"] / "controller").rglob("*")
                      if p.is_file() and not p.is_symlink() and lines[0].encode() in p.read_bytes()]
     assert on_controller == []
+
+
+RENEWAL_CLIENTS, RENEWAL_LONG_S = 12, 20
+RENEWED = ["litellm-config-file-tls-certificate-managed", "litellm-config-file-tls-key-managed",
+           "litellm-service-running-service-running"]
+
+
+def _fingerprint_of(pem):
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def _served_fingerprints(port, cafile, connections=6):
+    """SHA-256 of the certificate the listener presents on ``connections`` new connections, verified."""
+    context = client_load.https_context(cafile)
+    seen = set()
+    for _ in range(connections):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                seen.add(hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest())
+    return seen
+
+
+def _renew_under_load(edge, certs, load):
+    """The pillar's certificate and key replaced by the renewed pair, applied with salt-ssh under ``load``."""
+    assert load.wait_for(3 * RENEWAL_CLIENTS), "the load never got going"
+    load.baseline = client_load.baselines(list(load.results))
+    tls_pillar(edge, certs, cert="renewed")
+    started = time.monotonic()
+    run = edge["apply"].salt_ssh("state.apply", "litellm")
+    window = (started, time.monotonic())
+    run.assert_ok()
+    return run, window
+
+
+def test_a_certificate_renewal_under_load_is_a_rolling_reload(edge, deployed, certs):
+    """A new key and serial from the same CA, under chat and stream load over verified https: a reload."""
+    host, port, cafile = edge["host"], edge["port"], certs["ca_file"]
+    assert _served_fingerprints(port, cafile) == {_fingerprint_of(certs["good"][0])}
+    main_pid = service_show(host, "MainPID")["MainPID"]
+    with client_load.Load(port, edge["site"].master_key, "chat-small", clients=RENEWAL_CLIENTS, long_every=4,
+                          long_s=RENEWAL_LONG_S, cafile=cafile) as load:
+        run, window = _renew_under_load(edge, certs, load)
+    during = client_load.summary(load.results, window, load.baseline)
+    total = client_load.summary(load.results)
+    print("\nCERT RENEWAL LOAD " + json.dumps({"apply_s": round(run.elapsed, 1), "during": during, "total": total}))
+    assert total["failed"] == 0 and total["cut_streams"] == 0, total
+    assert during["during_change"] > RENEWAL_CLIENTS and during["long_streams_ok"] > 0, during
+    assert run.changed() == RENEWED, run.changed()
+    service = run.states["litellm-service-running-service-running"]
+    assert service["changes"]["path"] == "reload" and "RELOADED" in service["comment"], service
+    assert service_show(host, "MainPID")["MainPID"] == main_pid, "the supervisor changed"
+    assert _served_fingerprints(port, cafile) == {_fingerprint_of(certs["renewed"][0])}
+    key_lines = [line for line in certs["renewed"][1].splitlines() if line and not line.startswith("-----")]
+    assert not any(line in run.text for line in key_lines)
 
 
 def test_clean_removes_the_tls_files_and_the_metrics_unit(edge, deployed):
