@@ -53,3 +53,14 @@ def test_every_sls_state_id_follows_the_naming_scheme():
     assert len(ids) > 15
     prefixes = ("validate", "owner", "preflight", "package", "config", "service", "smoke", "redis", "metrics")
     assert all(i.startswith(tuple(f"litellm-{p}-" for p in prefixes)) for i in ids), ids
+
+
+def test_the_controller_keeps_its_state_in_one_directory(monkeypatch):
+    import salt.config
+
+    monkeypatch.chdir(REPO)  # salt-ssh runs from the repository root (the Saltfile)
+    opts = salt.config.master_config(str(REPO / "etc/salt/master"))
+    state = REPO / ".salt-ssh"
+    assert (opts["cachedir"], opts["pki_dir"], opts["ssh_log_file"]) == (
+        str(state / "cache"), str(state / "pki"), str(state / "ssh.log"))
+    assert opts["master_job_cache"] == "litellm_no_job_cache" and opts["returner_dirs"] == ["_returners"]
