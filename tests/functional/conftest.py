@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import salt.utils.yaml
@@ -17,6 +16,7 @@ from saltfactories.utils.functional import Loaders
 
 from tests.conftest import MODULES_DIR, REPO, STATE_TREE, STATES_DIR, TEST_MASTER_KEY, UTILS_DIR, load_salt_module
 from tests.harness.network import free_port  # noqa: F401 - the live tests' ports
+from tests.harness.rootfs import DEFAULT_CACHE_DIR
 from tests.ollama_stub import start_stub_process, stop_stub_process
 
 SITE_PILLAR = {
@@ -79,7 +79,7 @@ def states(loaders):
 
 LOCK = REPO / "salt" / "litellm" / "files" / "locks" / "litellm-1.108.7.txt"
 UV = REPO / ".venv" / "bin" / "uv"
-CACHE = Path("/var/cache/litellm-salt")
+CACHE = DEFAULT_CACHE_DIR  # LITELLM_HARNESS_CACHE, as the rootfs cache
 VENV = CACHE / "smoke-venv"
 MARKER = VENV / ".smoke-lock.sha256"
 #: the aliases of the live tests and the models the stubs serve for them

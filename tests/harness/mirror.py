@@ -53,8 +53,9 @@ except ImportError:  # pragma: no cover - only without packaging in the venv
     from pip._vendor.packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from .pki import CA, make_ca  # noqa: F401 - the mirror's CA (test_offline: mirror.make_ca)
+from .rootfs import DEFAULT_CACHE_DIR
 
-CACHE_ROOT = Path("/var/cache/litellm-salt")
+CACHE_ROOT = DEFAULT_CACHE_DIR  # LITELLM_HARNESS_CACHE, as the rootfs cache
 UPSTREAM = "https://pypi.org/simple/"
 # The oldest glibc of the test hosts' suites (bookworm 2.36; trixie has 2.41): wheels for both.
 DEFAULT_PLATFORM = "manylinux_2_36_x86_64"
