@@ -82,12 +82,16 @@ class UvicornGateway:
                     answered = answered + 1 if response.status == 200 else 0
             except OSError:
                 answered = 0
-            if answered >= 2 * WORKERS:  # both workers up, most likely
-                time.sleep(2)
+            # every worker up (uvicorn logs each one's start): one answer may come from one worker alone
+            if answered >= 2 and self.started() >= WORKERS:
                 return
             time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"LiteLLM not ready:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def started(self):
+        """How many workers finished their start (uvicorn's "Application startup complete.")."""
+        return self.log.read_text(errors="replace").count("Application startup complete.")
 
     def stop(self):
         if self.proc.poll() is None:
