@@ -189,12 +189,16 @@ def test_metrics_count_a_chat_per_alias_and_backend_merged_over_workers(gateway)
     client = sdk(gateway)
     for _ in range(4):  # 4 chats on 2 workers: both write samples
         client.chat.completions.create(model="chat-tiny", messages=[{"role": "user", "content": "count me"}])
-    deadline = time.monotonic() + 15
+    backend_state = {"api_base": f"{gateway.settings['backends'][0]}/api/chat"}
+    counted_before = _sample(before, "litellm_proxy_total_requests_metric_total", requested_model="chat-tiny") or 0
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        # every series the asserts below read: the workers write them one callback after another
         _, after = gateway.scrape()
         total = _sample(after, "litellm_proxy_total_requests_metric_total", requested_model="chat-tiny")
-        if total is not None and total - (_sample(before, "litellm_proxy_total_requests_metric_total",
-                                                   requested_model="chat-tiny") or 0) >= 4:
+        if (total is not None and total - counted_before >= 4
+                and (_sample(after, "litellm_request_total_latency_metric_count", model_group="chat-tiny") or 0) >= 4
+                and _sample(after, "litellm_deployment_state", **backend_state) is not None):
             break
         time.sleep(0.5)
     (gateway.workdir / "scrape.txt").write_text(after)
@@ -206,7 +210,7 @@ def test_metrics_count_a_chat_per_alias_and_backend_merged_over_workers(gateway)
     assert 'pid="' not in "".join(line for line in after.splitlines()
                                   if line.startswith("litellm_proxy_total_requests_metric_total"))
     assert _sample(after, "litellm_request_total_latency_metric_count", model_group="chat-tiny") >= 4
-    assert _sample(after, "litellm_deployment_state", api_base=f"{gateway.settings['backends'][0]}/api/chat") == 0
+    assert _sample(after, "litellm_deployment_state", **backend_state) == 0
     assert _sample(after, edge.INFO_METRIC, formula_release=edge.FORMULA_RELEASE, litellm_version="1.108.7") == 1
 
 
