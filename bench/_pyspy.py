@@ -22,10 +22,11 @@ PYSPY = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.w
 
 def worker_pids(host):
     """The machine's PIDs of the service's uvicorn workers (the supervisor's children, forked or spawned)."""
+    from tests.conftest import load_salt_module  # pylint: disable=import-outside-toplevel
+
     main = host.run(["systemctl", "show", "-P", "MainPID", "litellm.service"]).stdout.strip()
     out = host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.splitlines()
-    inner = {int(line.split()[0]) for line in out
-             if len(line.split()) > 2 and line.split()[1] == main and "resource_tracker" not in line}
+    inner = set(load_salt_module("utils", "litellm_unit").workers_of(out, main))  # the formula's readers' rule
     ns = os.readlink(f"/proc/{host.pid1}/ns/pid")
     found = []
     for entry in filter(str.isdigit, os.listdir("/proc")):

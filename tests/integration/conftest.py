@@ -14,7 +14,7 @@ import time
 import pytest
 import salt.utils.yaml
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_salt_module
 from tests.harness import site
 from tests.harness.systemd_host import SystemdHost, build_rootfs, check_prerequisites
 
@@ -307,8 +307,7 @@ def gateway_workers(host):
     """PIDs of the supervisor's workers (its children: forked from it, or spawned), draining ones included."""
     main = service_show(host, "MainPID")["MainPID"]
     out = host.run(["ps", "-e", "-o", "pid=,ppid=,args="]).stdout.splitlines()
-    return sorted(int(pid) for pid, ppid, args in (line.split(None, 2) for line in out if len(line.split()) >= 3)
-                  if ppid == main and "multiprocessing.resource_tracker" not in args)
+    return load_salt_module("utils", "litellm_unit").workers_of(out, main)  # the readers' rule, unit-tested
 
 
 def journal_count(host, pattern, since_cursor=None):

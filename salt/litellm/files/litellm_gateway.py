@@ -77,8 +77,10 @@ def read_env(path=ENV_FILE):
 
 
 def load_env(path=ENV_FILE):
-    """Put the env file's variables into this process's environment (a worker, before LiteLLM)."""
-    os.environ.update(read_env(path))
+    """Put the env file's variables into this process's environment (a worker, before LiteLLM); returns them."""
+    env = read_env(path)
+    os.environ.update(env)
+    return env
 
 
 def import_env(env):
@@ -88,8 +90,7 @@ def import_env(env):
 
 def preload(path=ENV_FILE):
     """Import LiteLLM's proxy in the supervisor, for the workers to fork from it."""
-    env = read_env(path)
-    os.environ.update(env)
+    env = load_env(path)
     from litellm.proxy.proxy_server import app  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
 
     gc.freeze()  # the imported objects stay shared with the workers (the collector copies no page)
