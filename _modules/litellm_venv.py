@@ -35,6 +35,9 @@ SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LOCK_IN_RELEASE = "requirements.lock"
 #: an upgrade must import the proxy before it goes live
 VERIFY_IMPORT = "import litellm.proxy.proxy_server"
+# Without it, importing LiteLLM fetches its model cost map from GitHub, and offline it
+# retries for ~7 s before it falls back to the copy in the package (as the service does).
+OFFLINE_IMPORT_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY_DISABLED": "true"}
 # pip's wheel as Debian's python3-venv ships it for ensurepip. pip runs from
 # the wheel itself (``python pip-X.whl/pip``): installing uv that way into a
 # venv made ``--without-pip`` skips ensurepip (measured: ~3.5 s of ~20 s).
@@ -296,7 +299,8 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
     seconds["packages and bytecode"] = time.monotonic() - started
     if check_import:
         started = time.monotonic()
-        _run([venv_python, "-c", VERIFY_IMPORT], env, f"checking that {release} imports the LiteLLM proxy")
+        _run([venv_python, "-c", VERIFY_IMPORT], {**env, **OFFLINE_IMPORT_ENV},
+             f"checking that {release} imports the LiteLLM proxy")
         seconds["import check"] = time.monotonic() - started
     _write_release_files(release, lock_text, digest)
     return {"release": release, "built": True, "seconds": {step: round(value, 1) for step, value in seconds.items()}}

@@ -141,6 +141,8 @@ def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, 
     assert steps[1][:3] == [str(release / "bin" / "uv"), "pip", "sync"]
     assert "--compile-bytecode" in steps[1] and "--require-hashes" in steps[1]
     assert steps[2][1:] == ["-c", litellm_venv.VERIFY_IMPORT]
+    # offline, as the service imports it: no fetch of the cost map from GitHub, no ~7 s of retries
+    assert run_all.call_args_list[-1].kwargs["env"]["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
     assert run_all.call_args_list[-1].kwargs["env"]["UV_INDEX_URL"] == "https://u:p@mirror/simple"
     assert result["installed"] is True and result["built"] is True
     # each step timed, for the state's comment and bench/deploy.py
