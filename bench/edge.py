@@ -46,7 +46,7 @@ import urllib.request
 
 import _pyspy
 from _lib import BenchSite, header, median, percentile, table
-from gateway import CHAT, WARMUP, sequential, wrk
+from _gateway_clients import CHAT, WARMUP, sequential, wrk
 from tests.harness import pki, site as harness_site
 from tests.harness.site import free_port, settings_with
 

@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _lib import MINION_CONF_IN_HOST, BenchSite, header, median, percentile, table, verdict
+from _lib import MINION_CONF_IN_HOST, BenchSite, container_pids, header, median, percentile, table, verdict
 
 GOAL_CALL_S = 2.0
 GOAL_SSH_S = 5.0
@@ -55,20 +55,14 @@ EXEC_RE = re.compile(r'execve\("([^"]+)".*= 0$')  # programs that did run
 
 def host_pid(site, container_pid):
     """The pid on this machine of a process whose pid inside the container is container_pid."""
-    pid1 = site.host.pid1
-    ns = os.readlink(f"/proc/{pid1}/ns/pid")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in container_pids(site.host):
         try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
-                continue
-            status = Path(f"/proc/{entry}/status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M)
         if nspid and int(nspid.group(1).split()[-1]) == container_pid:
-            return int(entry)
+            return pid
     raise SystemExit(f"no process {container_pid} in the container")
 
 
