@@ -61,11 +61,18 @@ def rolled_back(
     if out["action"] != "rolled_back":
         ret["comment"] = f"Not rolled back: {out['reason']}"
         return ret
-    ready = out["ready"] or {}
     ret["changes"] = {
         "rollback": {"release": out["release"], "restored": out["restored"], "restarted": out["restarted"],
                      "path": out.get("path")}
     }
+    ret["result"] = bool((out["ready"] or {}).get("ready"))
+    ret["comment"] = "\n".join(_rollback_lines(name, out))
+    return ret
+
+
+def _rollback_lines(name, out):
+    """The comment of a rollback that ran: what it restored, what it left, whether the gateway is back."""
+    ready = out["ready"] or {}
     lines = [f"ROLLED BACK {name} to known-good release {out['release']}: {out['reason']}"]
     lines += [f"- not restored: {item}" for item in out["skipped"]]
     if ready.get("ready"):
@@ -73,7 +80,5 @@ def rolled_back(
                else "not restarted: still ready")
         lines.append(f"{name} serves the known-good release again ({how})")
     else:
-        ret["result"] = False
         lines.append(f"{name} is NOT ready after the rollback: {ready.get('status')} {ready.get('detail')}")
-    ret["comment"] = "\n".join(lines)
-    return ret
+    return lines

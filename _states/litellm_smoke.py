@@ -77,13 +77,7 @@ def passed(
     failed = [check for check in report["checks"] if check["status"] == "fail"]
     ret["result"] = not failed
     if failed and settled and settled["action"] == "rolled_back":
-        ret["changes"] = {
-            "rollback": {
-                "release": settled["release"],
-                "restored": settled["restored"],
-                "smoke_after_rollback": settled["smoke_after_rollback"],
-            }
-        }
+        ret["changes"] = _rollback_changes(settled)
     ret["comment"] = _scrub("\n".join(_report_lines(report, failed, settled, service)), master_key)
     return ret
 
@@ -113,6 +107,17 @@ def key_present(name):
     else:
         ret["comment"] = f"The smoke key {name} is present"
     return ret
+
+
+def _rollback_changes(settled):
+    """The changes of a failed run that rolled back: which release came back, and whether smoke passes on it."""
+    return {
+        "rollback": {
+            "release": settled["release"],
+            "restored": settled["restored"],
+            "smoke_after_rollback": settled["smoke_after_rollback"],
+        }
+    }
 
 
 def _plan_comment(run_kwargs, rolls_back):

@@ -102,6 +102,19 @@ def stop_pid(pid, grace=10.0):
         pass
 
 
+def container_pids(host):
+    """This machine's PIDs of the processes in a systemd-nspawn host's PID namespace (as they are now)."""
+    ns = os.readlink(f"/proc/{host.pid1}/ns/pid")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == ns:
+                yield int(entry)
+        except OSError:  # gone since listdir
+            continue
+
+
 class Stub:
     """One stand-in Ollama server, stoppable and restartable on the same port."""
 

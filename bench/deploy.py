@@ -137,6 +137,13 @@ def one_round(index):
 def report(index, r):
     """Print one round's tables; True when its goals are met."""
     print(f"\nround {index}: {r['changed']} states changed")
+    print_phases(r)
+    print()
+    return print_goals(r)
+
+
+def print_phases(r):
+    """The round's time per phase, the formula's beside the Ansible baseline's."""
     total = r["boot"] + r["apply"]
     ans = r.get("ansible")
     ans_total = ans["boot"] + ans["playbook"] if ans else None
@@ -163,6 +170,12 @@ def report(index, r):
         print("(Ansible: ship + render = ssh, fact gathering and each task's module transfer, the rest of the "
               f"playbook's wall time; it writes its config unchecked; models served: {', '.join(ans['models'])})")
 
+
+def print_goals(r):
+    """The round's goals (the venv against plain pip, the deploy against Ansible or a time); True when met."""
+    total = r["boot"] + r["apply"]
+    ans = r.get("ansible")
+    ans_total = ans["boot"] + ans["playbook"] if ans else None
     venv_s = r["phases"]["venv install"]
     pip = r["pip"]
     # plain pip neither checks the import nor needs to: the goal compares the installs
@@ -185,7 +198,6 @@ def report(index, r):
         first_row = ["  the same with the thin built (a controller's first host)", f"{total + r['thin']:.1f}",
                      "", "", "", ""]
     venv_ok = venv_ratio <= GOAL_VENV_RATIO
-    print()
     table(
         ["what", "seconds", "venv MB", "ratio", "goal", "verdict"],
         [

@@ -46,7 +46,7 @@ import urllib.request
 
 import _pyspy
 from _lib import BenchSite, header, median, percentile, table
-from gateway import CHAT, WARMUP, sequential, wrk
+from _gateway_clients import CHAT, WARMUP, sequential, wrk
 from tests.harness import pki, site as harness_site
 from tests.harness.site import free_port, settings_with
 
@@ -137,7 +137,7 @@ def p(values, pct):
     return percentile(values, pct) if values else float("nan")
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="wrk windows per http pass; median reported (3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk window (10)")
@@ -145,37 +145,46 @@ def main(argv=None):
     parser.add_argument("--requests", type=int, default=240,
                         help="c1 requests per pass and mode (new connection, keep-alive) (240)")
     parser.add_argument("--profile", metavar="DIR", help="py-spy every worker in one more wrk window per http pass")
-    args = parser.parse_args(argv)
-    header("edge: https (litellm:tls) and metrics (litellm:metrics) against plain http, one host, same run")
-    t0 = time.monotonic()
+    return parser.parse_args(argv)
+
+
+def run_passes(bench, args, workdir):
+    """Apply every pass in turn (its own CA and certificate for https) and measure it: a row per pass."""
     results = []
-    with BenchSite("edge", settings={"health_check_interval": 300}) as bench, \
-            tempfile.TemporaryDirectory() as workdir:
-        ca = pki.make_ca(bench.workdir / "pki" / "ca")
-        cert_path, key_path = ca.issue(bench.workdir / "pki" / "gw", ["localhost", "127.0.0.1"], valid_days=90)
-        context = ssl.create_default_context(cafile=str(ca.cert_path))  # verified: chain and IP SAN
-        metrics_port = free_port()
-        for name, settings, tls in passes(bench.settings, cert_path.read_text(), ca.cert_path.read_text(),
-                                          bench.port, metrics_port):
-            write(bench, settings, key_path.read_text() if tls else None)
-            run = bench.salt_ssh("state.apply", "litellm").assert_ok(f"the {name} apply")
-            state = run.states.get("litellm-service-running-service-running") or {}
-            path = (state.get("changes") or {}).get("path", "-")
-            uses_metrics = "metrics" in settings
-            row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None,
-                          label=name)
-            row.update(name=name, apply_s=run.elapsed, path=path)
-            results.append(row)
-            print(f"  {name}: applied in {run.elapsed:.1f} s (path {path}); c1 new-connection p95 "
-                  f"{p(row['fresh'], 95):.2f} ms; " + (f"{median(row['rps']):.0f} req/s" if row["rps"] else "")
-                  + (f"; metrics {json.dumps(row['metrics'])}" if "metrics" in row else ""), flush=True)
+    ca = pki.make_ca(bench.workdir / "pki" / "ca")
+    cert_path, key_path = ca.issue(bench.workdir / "pki" / "gw", ["localhost", "127.0.0.1"], valid_days=90)
+    context = ssl.create_default_context(cafile=str(ca.cert_path))  # verified: chain and IP SAN
+    metrics_port = free_port()
+    for name, settings, tls in passes(bench.settings, cert_path.read_text(), ca.cert_path.read_text(),
+                                      bench.port, metrics_port):
+        write(bench, settings, key_path.read_text() if tls else None)
+        run = bench.salt_ssh("state.apply", "litellm").assert_ok(f"the {name} apply")
+        state = run.states.get("litellm-service-running-service-running") or {}
+        path = (state.get("changes") or {}).get("path", "-")
+        uses_metrics = "metrics" in settings
+        row = measure(bench, context if tls else None, args, workdir, metrics_port if uses_metrics else None,
+                      label=name)
+        row.update(name=name, apply_s=run.elapsed, path=path)
+        results.append(row)
+        print(f"  {name}: applied in {run.elapsed:.1f} s (path {path}); c1 new-connection p95 "
+              f"{p(row['fresh'], 95):.2f} ms; " + (f"{median(row['rps']):.0f} req/s" if row["rps"] else "")
+              + (f"; metrics {json.dumps(row['metrics'])}" if "metrics" in row else ""), flush=True)
+    return results
+
+
+def plain_bases(results):
+    """(c1 p95 new connection, c1 p95 keep-alive, req/s): the means of the plain http passes."""
     plain = [r for r in results if r["name"].startswith("plain")]
 
     def base(key, pct):
         return sum(p(r[key], pct) for r in plain) / len(plain)
 
-    base_fresh95, base_keep95 = base("fresh", 95), base("keep", 95)
-    base_rps = sum(median(r["rps"]) for r in plain) / len(plain)
+    return base("fresh", 95), base("keep", 95), sum(median(r["rps"]) for r in plain) / len(plain)
+
+
+def pass_rows(results, bases):
+    """The table's rows: every pass's numbers, ratios against the plain passes."""
+    base_fresh95, base_keep95, base_rps = bases
     rows = []
     for r in results:
         rps = f"{median(r['rps']):.0f} ({min(r['rps']):.0f}-{max(r['rps']):.0f})" if r["rps"] else "-"
@@ -185,16 +194,16 @@ def main(argv=None):
             f"{p(r['keep'], 50):.2f} / {p(r['keep'], 95):.2f}", f"{p(r['keep'], 95) / base_keep95:.2f}",
             rps, f"{median(r['rps']) / base_rps:.2f}" if r["rps"] else "-", r["errors"],
         ])
-    print(f"\nbackend alone (direct) p50: {median([r['direct_p50'] for r in results]):.2f} ms; wrk used "
-          f"{max(r['wrk_cpu'] for r in results):.2f} CPU-s per s at most; c1: {args.requests} requests per mode "
-          f"and pass in {BLOCKS} alternating blocks; c{args.connections}: {args.rounds} x {args.duration} s, median")
-    table(["pass", "apply s", "path", "c1 new conn p50/p95 ms", "p95 x plain", "c1 keep-alive p50/p95 ms",
-           "p95 x plain", f"c{args.connections} req/s", "x plain", "errors"], rows)
+    return rows
+
+
+def print_costs(results, bases, args):
+    """What https and metrics cost against plain http; True when the metrics endpoint counted the requests."""
+    base_fresh95, base_keep95, base_rps = bases
     tls = next(r for r in results if r["name"] == "tls")
     metrics = next(r for r in results if r["name"] == "metrics")
     m = metrics["metrics"]
     metrics_ok = m["status"] == 200 and m["counted"] >= 0.99 * m["sent"]  # wrk counts only what it completed
-    print()
     table(["edge cost (against the mean of the two plain passes)", "measured"], [
         ["handshake: c1 p95, new connection, https / http",
          f"{p(tls['fresh'], 95) / base_fresh95:.2f}x ({p(tls['fresh'], 95) - base_fresh95:+.2f} ms)"],
@@ -204,6 +213,24 @@ def main(argv=None):
         ["metrics endpoint /metrics/ answers and counts the pass's requests",
          f"HTTP {m['status']}, {m['counted']:.0f} counted of {m['sent']} sent by wrk"],
     ])
+    return metrics_ok
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    header("edge: https (litellm:tls) and metrics (litellm:metrics) against plain http, one host, same run")
+    t0 = time.monotonic()
+    with BenchSite("edge", settings={"health_check_interval": 300}) as bench, \
+            tempfile.TemporaryDirectory() as workdir:
+        results = run_passes(bench, args, workdir)
+    bases = plain_bases(results)
+    print(f"\nbackend alone (direct) p50: {median([r['direct_p50'] for r in results]):.2f} ms; wrk used "
+          f"{max(r['wrk_cpu'] for r in results):.2f} CPU-s per s at most; c1: {args.requests} requests per mode "
+          f"and pass in {BLOCKS} alternating blocks; c{args.connections}: {args.rounds} x {args.duration} s, median")
+    table(["pass", "apply s", "path", "c1 new conn p50/p95 ms", "p95 x plain", "c1 keep-alive p50/p95 ms",
+           "p95 x plain", f"c{args.connections} req/s", "x plain", "errors"], pass_rows(results, bases))
+    print()
+    metrics_ok = print_costs(results, bases, args)
     if args.profile:
         print_profiles(results)
     errors = sum(r["errors"] for r in results)

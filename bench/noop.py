@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _lib import MINION_CONF_IN_HOST, BenchSite, header, median, percentile, table, verdict
+from _lib import MINION_CONF_IN_HOST, BenchSite, container_pids, header, median, percentile, table, verdict
 
 GOAL_CALL_S = 2.0
 GOAL_SSH_S = 5.0
@@ -55,20 +55,14 @@ EXEC_RE = re.compile(r'execve\("([^"]+)".*= 0$')  # programs that did run
 
 def host_pid(site, container_pid):
     """The pid on this machine of a process whose pid inside the container is container_pid."""
-    pid1 = site.host.pid1
-    ns = os.readlink(f"/proc/{pid1}/ns/pid")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for pid in container_pids(site.host):
         try:
-            if os.readlink(f"/proc/{entry}/ns/pid") != ns:
-                continue
-            status = Path(f"/proc/{entry}/status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M)
         if nspid and int(nspid.group(1).split()[-1]) == container_pid:
-            return int(entry)
+            return pid
     raise SystemExit(f"no process {container_pid} in the container")
 
 
@@ -138,68 +132,60 @@ def traced_salt_ssh(site, out):
         tracer.wait(timeout=30)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--no-strace", action="store_true", help="skip the network-access proof")
-    parser.add_argument("--keep-master", action="store_true",
-                        help="keep the ControlPersist master between rounds (only the first run opens it)")
-    args = parser.parse_args(argv)
-    header("no-op re-apply: salt-call --local and salt-ssh, against test.ping over the same transport")
-    t0 = time.monotonic()
-    rows = collections.defaultdict(list)
-    problems = []
-    with BenchSite("noop") as site:
-        site.write_roster(control_master=False)
-        site.salt_ssh("state.apply", "litellm").assert_ok("the first deploy")
-        pid = main_pid(site)
-        print(f"deployed in {time.monotonic() - t0:.0f} s; MainPID {pid}; {args.rounds} rounds", flush=True)
-        nop = ("state.single", "test.nop", "name=floor")
-        plan = [
-            ("salt-call --local test.ping", "call", None, ("test.ping",)),
-            ("salt-call --local state.single test.nop", "call", None, nop),
-            ("salt-call --local state.apply litellm", "call", None, ("state.apply", "litellm")),
-            ("salt-ssh test.ping", "ssh", False, ("test.ping",)),
-            ("salt-ssh state.apply litellm", "ssh", False, ("state.apply", "litellm")),
-            ("salt-ssh test.ping, ControlMaster", "ssh", True, ("test.ping",)),
-            ("salt-ssh state.single test.nop, ControlMaster", "ssh", True, nop),
-            ("salt-ssh state.apply litellm, ControlMaster", "ssh", True, ("state.apply", "litellm")),
-        ]
-        for label, how, cm, call in plan:  # warm-up: thin in place, caches filled
+NOP = ("state.single", "test.nop", "name=floor")
+# (label, transport, ControlMaster, call): every round runs them all, in this order
+PLAN = [
+    ("salt-call --local test.ping", "call", None, ("test.ping",)),
+    ("salt-call --local state.single test.nop", "call", None, NOP),
+    ("salt-call --local state.apply litellm", "call", None, ("state.apply", "litellm")),
+    ("salt-ssh test.ping", "ssh", False, ("test.ping",)),
+    ("salt-ssh state.apply litellm", "ssh", False, ("state.apply", "litellm")),
+    ("salt-ssh test.ping, ControlMaster", "ssh", True, ("test.ping",)),
+    ("salt-ssh state.single test.nop, ControlMaster", "ssh", True, NOP),
+    ("salt-ssh state.apply litellm, ControlMaster", "ssh", True, ("state.apply", "litellm")),
+]
+
+
+def run_rounds(site, args, rows, problems):
+    """A warm-up of the plan, then args.rounds rounds of it: (seconds, changes) per row; changes are problems."""
+    for label, how, cm, call in PLAN:  # warm-up: thin in place, caches filled
+        if how == "ssh":
+            site.write_roster(control_master=cm)
+        (site.salt_call if how == "call" else site.salt_ssh)(*call).assert_ok(f"warm-up {label}")
+    for _ in range(args.rounds):
+        if not args.keep_master:
+            site.stop_control_masters()
+        for label, how, cm, call in PLAN:
             if how == "ssh":
                 site.write_roster(control_master=cm)
-            (site.salt_call if how == "call" else site.salt_ssh)(*call).assert_ok(f"warm-up {label}")
-        for _ in range(args.rounds):
-            if not args.keep_master:
-                site.stop_control_masters()
-            for label, how, cm, call in plan:
-                if how == "ssh":
-                    site.write_roster(control_master=cm)
-                run = (site.salt_call if how == "call" else site.salt_ssh)(*call)
-                run.assert_ok(label)
-                changes = len(run.changed()) if call[0] == "state.apply" else 0
-                if changes:
-                    problems.append(f"{label}: changed {run.changed()}")
-                rows[label].append((run.elapsed, changes))
-        if main_pid(site) != pid:
-            problems.append(f"MainPID changed: {pid} -> {main_pid(site)}")
+            run = (site.salt_call if how == "call" else site.salt_ssh)(*call)
+            run.assert_ok(label)
+            changes = len(run.changed()) if call[0] == "state.apply" else 0
+            if changes:
+                problems.append(f"{label}: changed {run.changed()}")
+            rows[label].append((run.elapsed, changes))
 
-        traces = {}
-        if not args.no_strace:
-            names = {site.port: "gateway"}
-            names.update({stub.port: f"backend {stub.name}" for stub in site.stubs})
-            names[site.host.ssh_port] = "sshd"
-            with tempfile.TemporaryDirectory() as tmp:
-                traced_salt_call(site, Path(tmp) / "call.trace")
-                traces["salt-call --local"] = parse_trace(Path(tmp) / "call.trace", names)
-                site.stop_control_masters()
-                site.write_roster(control_master=False)
-                traced_salt_ssh(site, Path(tmp) / "ssh.trace")
-                traces["salt-ssh"] = parse_trace(Path(tmp) / "ssh.trace", names)
 
-    out = []
-    ok = not problems
-    for label, how, cm, call in plan:
+def trace_noops(site):
+    """One more no-op apply of each kind under strace: per kind, its destinations and index programs."""
+    names = {site.port: "gateway"}
+    names.update({stub.port: f"backend {stub.name}" for stub in site.stubs})
+    names[site.host.ssh_port] = "sshd"
+    traces = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        traced_salt_call(site, Path(tmp) / "call.trace")
+        traces["salt-call --local"] = parse_trace(Path(tmp) / "call.trace", names)
+        site.stop_control_masters()
+        site.write_roster(control_master=False)
+        traced_salt_ssh(site, Path(tmp) / "ssh.trace")
+        traces["salt-ssh"] = parse_trace(Path(tmp) / "ssh.trace", names)
+    return traces
+
+
+def timing_rows(rows):
+    """The table's rows (against the floors of the same transport); True when the formula's applies meet the goals."""
+    out, ok = [], True
+    for label, how, cm, call in PLAN:
         values = [e for e, _ in rows[label]]
         p50, p95 = median(values), percentile(values, 95)
         floor_label = "salt-call --local test.ping" if how == "call" else (
@@ -220,10 +206,12 @@ def main(argv=None):
         changes = max(c for _, c in rows[label]) if call[0] == "state.apply" else ""
         out.append([label, f"{p50:.2f}", f"{p95:.2f}", f"{min(values):.2f}", f"{p50 / floor:.2f}", own,
                     changes, goal, check])
-    print(f"\n{args.rounds} rounds (+1 warm-up), seconds of wall time; Salt's floors over the same transport: "
-          "test.ping, and a state run of one state that does nothing (state.single test.nop)")
-    table(["command", "p50", "p95", "min", "x test.ping", "s over state floor", "changes", "goal (p50)",
-           "verdict"], out)
+    return out, ok
+
+
+def print_traces(traces):
+    """Each traced no-op's connect() table; True when none left loopback or ran an index program."""
+    ok = True
     for where, (dests, programs) in traces.items():
         external = [d for d in dests if "NOT LOOPBACK" in d]
         clean = not external and not programs
@@ -232,6 +220,37 @@ def main(argv=None):
         table(["destination", "connects"], [[d, n] for d, n in sorted(dests.items())] or [["(none)", 0]])
         print(f"non-loopback destinations: {len(external)}; pip/uv/apt/curl/wget run: "
               f"{sum(programs.values())} {dict(programs) if programs else ''} -> {verdict(clean)}")
+    return ok
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-strace", action="store_true", help="skip the network-access proof")
+    parser.add_argument("--keep-master", action="store_true",
+                        help="keep the ControlPersist master between rounds (only the first run opens it)")
+    args = parser.parse_args(argv)
+    header("no-op re-apply: salt-call --local and salt-ssh, against test.ping over the same transport")
+    t0 = time.monotonic()
+    rows = collections.defaultdict(list)
+    problems = []
+    with BenchSite("noop") as site:
+        site.write_roster(control_master=False)
+        site.salt_ssh("state.apply", "litellm").assert_ok("the first deploy")
+        pid = main_pid(site)
+        print(f"deployed in {time.monotonic() - t0:.0f} s; MainPID {pid}; {args.rounds} rounds", flush=True)
+        run_rounds(site, args, rows, problems)
+        if main_pid(site) != pid:
+            problems.append(f"MainPID changed: {pid} -> {main_pid(site)}")
+        traces = {} if args.no_strace else trace_noops(site)
+
+    out, ok = timing_rows(rows)
+    ok = ok and not problems
+    print(f"\n{args.rounds} rounds (+1 warm-up), seconds of wall time; Salt's floors over the same transport: "
+          "test.ping, and a state run of one state that does nothing (state.single test.nop)")
+    table(["command", "p50", "p95", "min", "x test.ping", "s over state floor", "changes", "goal (p50)",
+           "verdict"], out)
+    ok = print_traces(traces) and ok
     for problem in problems:
         print("PROBLEM:", problem)
     print(f"\ntotal bench time {time.monotonic() - t0:.0f} s; verdict: {'PASS' if ok else 'FAIL'}")

@@ -66,6 +66,51 @@ def salt_call(host, *args, timeout=120):
     return data, wall
 
 
+def measure(host, args):
+    """Warm-up runs, then the measured ones: a row per run, and the last run's time per check."""
+    for _ in range(args.warmup):
+        salt_call(host, "litellm_preflight.run")
+    rows = []
+    for index in range(1, args.runs + 1):
+        report, wall = salt_call(host, "litellm_preflight.run")
+        if not isinstance(report, dict) or "duration_ms" not in report:
+            raise SystemExit(f"run {index}: unexpected answer {report!r}")
+        slowest = max(report["checks"], key=lambda c: c["duration_ms"])
+        rows.append(
+            {
+                "run": index,
+                "result": report["result"],
+                "module_s": report["duration_ms"] / 1000,
+                "wall_s": wall,
+                "slowest": f"{slowest['name']} {slowest['duration_ms']:.0f} ms",
+                "failed": report["failed"],
+            }
+        )
+    return rows, {c["name"]: c["duration_ms"] for c in report["checks"]}
+
+
+def print_report(rows, per_check, args, setup_s):
+    """The runs, their percentiles against the goal, the last run per check; True when every run is GO in time."""
+    print(f"litellm_preflight.run on a systemd-nspawn host, salt-call --local, {args.runs} runs "
+          f"(+{args.warmup} warm-up); set-up {setup_s:.1f} s\n")
+    print(f"{'run':>3}  {'result':<6}  {'module s':>8}  {'salt-call s':>11}  slowest check")
+    for row in rows:
+        extra = f"  failed: {', '.join(row['failed'])}" if row["failed"] else ""
+        print(
+            f"{row['run']:>3}  {row['result']:<6}  {row['module_s']:>8.3f}  {row['wall_s']:>11.3f}  "
+            f"{row['slowest']}{extra}"
+        )
+    module = [row["module_s"] for row in rows]
+    wall = [row["wall_s"] for row in rows]
+    print()
+    print(f"{'':<12}  {'p50':>7}  {'p95':>7}  {'max':>7}  {'p95 / 3 s goal':>14}")
+    for label, values in (("module", module), ("salt-call", wall)):
+        p50, p95, top = statistics.median(values), percentile(values, 95), max(values)
+        print(f"{label:<12}  {p50:>7.3f}  {p95:>7.3f}  {top:>7.3f}  {p95 / GOAL_S:>13.0%}")
+    print("\nlast run, per check (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in per_check.items()))
+    return all(row["result"] == "GO" for row in rows) and percentile(module, 95) < GOAL_S
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="measured runs (default 10)")
@@ -99,26 +144,7 @@ def main(argv=None):
         host.run(["tee", f"{MINION_CONF_IN_HOST}/minion"], input=salt.utils.yaml.safe_dump(minion))
         setup_s = time.monotonic() - t0
 
-        for _ in range(args.warmup):
-            salt_call(host, "litellm_preflight.run")
-
-        rows = []
-        for index in range(1, args.runs + 1):
-            report, wall = salt_call(host, "litellm_preflight.run")
-            if not isinstance(report, dict) or "duration_ms" not in report:
-                raise SystemExit(f"run {index}: unexpected answer {report!r}")
-            slowest = max(report["checks"], key=lambda c: c["duration_ms"])
-            rows.append(
-                {
-                    "run": index,
-                    "result": report["result"],
-                    "module_s": report["duration_ms"] / 1000,
-                    "wall_s": wall,
-                    "slowest": f"{slowest['name']} {slowest['duration_ms']:.0f} ms",
-                    "failed": report["failed"],
-                }
-            )
-        per_check = {c["name"]: c["duration_ms"] for c in report["checks"]}
+        rows, per_check = measure(host, args)
     finally:
         if host is not None:
             host.stop()
@@ -128,27 +154,10 @@ def main(argv=None):
             subprocess.run(["gpgconf", "--homedir", str(gpg_home), "--kill", "gpg-agent"], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"litellm_preflight.run on a systemd-nspawn host, salt-call --local, {args.runs} runs "
-          f"(+{args.warmup} warm-up); set-up {setup_s:.1f} s\n")
-    print(f"{'run':>3}  {'result':<6}  {'module s':>8}  {'salt-call s':>11}  slowest check")
-    for row in rows:
-        extra = f"  failed: {', '.join(row['failed'])}" if row["failed"] else ""
-        print(
-            f"{row['run']:>3}  {row['result']:<6}  {row['module_s']:>8.3f}  {row['wall_s']:>11.3f}  "
-            f"{row['slowest']}{extra}"
-        )
-    module = [row["module_s"] for row in rows]
-    wall = [row["wall_s"] for row in rows]
-    print()
-    print(f"{'':<12}  {'p50':>7}  {'p95':>7}  {'max':>7}  {'p95 / 3 s goal':>14}")
-    for label, values in (("module", module), ("salt-call", wall)):
-        p50, p95, top = statistics.median(values), percentile(values, 95), max(values)
-        print(f"{label:<12}  {p50:>7.3f}  {p95:>7.3f}  {top:>7.3f}  {p95 / GOAL_S:>13.0%}")
-    print("\nlast run, per check (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in per_check.items()))
+    ok = print_report(rows, per_check, args, setup_s)
     print(f"total bench time {time.monotonic() - t0:.1f} s")
-    all_go = all(row["result"] == "GO" for row in rows)
-    ok = all_go and percentile(module, 95) < GOAL_S
-    print(f"verdict: {'PASS' if ok else 'FAIL'} (all GO: {all_go}, module p95 < {GOAL_S:.0f} s)")
+    print(f"verdict: {'PASS' if ok else 'FAIL'} (all GO: {all(row['result'] == 'GO' for row in rows)}, "
+          f"module p95 < {GOAL_S:.0f} s)")
     return 0 if ok else 1
 
 
