@@ -158,13 +158,19 @@ def reference_settings():
 
 def pytest_sessionstart(session):
     """Hosts that a killed run left in pytest's earlier temp dirs (their overlays still mounted, which
-    pytest's rotation cannot delete): stopped and unmounted, if their owner is gone (a live run's stay)."""
+    pytest's rotation cannot delete): stopped and unmounted, if their owner is gone (a live run's stay);
+    and the gpg-agents of its GPG homes."""
     if os.environ.get("PYTEST_XDIST_WORKER") or os.geteuid() != 0:
         return
     import getpass
     import tempfile
 
     from tests.harness.cleanup import reap_stale
+    from tests.harness.site import reap_stale_gpg_agents
+
+    stopped = reap_stale_gpg_agents()
+    if stopped:
+        print(f"conftest: stopped the gpg-agents of killed runs: {stopped}", file=sys.stderr)
 
     for run in sorted((Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}").glob("pytest-*")):
         try:

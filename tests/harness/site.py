@@ -9,9 +9,11 @@ import copy
 import json
 import os
 import secrets
+import signal
 import subprocess
 from pathlib import Path
 
+from .common import alive, kill, proc_start_time
 from .network import free_port  # noqa: F401 - the site's ports
 from .ssh import roster  # noqa: F401 - salt-ssh's roster of the site
 
@@ -25,6 +27,8 @@ def new_master_key():
 
 #: every GPG home made here: gpg starts an agent in each, which stop_gpg_agents() stops
 GPG_HOMES: list[Path] = []
+#: in each GPG home: the process that made it, so that a later run can stop the agent of a killed one
+GPG_OWNER = ".litellm-salt-owner.json"
 
 
 def stop_gpg_agents():
@@ -34,12 +38,42 @@ def stop_gpg_agents():
         subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True, check=False)
 
 
+def _gpg_agents(proc=Path("/proc")):
+    """(pid, start, homedir) of every running gpg-agent started with --homedir."""
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv[0].endswith(b"gpg-agent") or b"--homedir" not in argv[:-1]:
+            continue
+        pid = int(entry.name)
+        yield pid, proc_start_time(pid), Path(os.fsdecode(argv[argv.index(b"--homedir") + 1]))
+
+
+def reap_stale_gpg_agents():
+    """Stop, by PID, the gpg-agent of every GPG home made by make_gpg_home whose maker is gone (a run
+    killed before its pytest_sessionfinish). Agents of homes without the record are not ours: left."""
+    stopped = []
+    for pid, start, home in _gpg_agents():
+        try:
+            owner = json.loads((home / GPG_OWNER).read_text())
+        except (OSError, ValueError):
+            continue
+        if not alive(owner.get("pid"), owner.get("start")) and kill(pid, start, signal.SIGTERM):
+            stopped.append(pid)
+    return stopped
+
+
 def make_gpg_home(path):
     """A GPG home with one key without passphrase (the controller's)."""
     path = Path(path)
     GPG_HOMES.append(path)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
+    (path / GPG_OWNER).write_text(json.dumps({"pid": os.getpid(), "start": proc_start_time(os.getpid())}))
     listed = subprocess.run(
         ["gpg", "--homedir", str(path), "--batch", "--list-secret-keys", GPG_UID],
         capture_output=True,
