@@ -190,6 +190,9 @@ def wait_started(name, workers, since, timeout=300, interval=0.5):
                     "waited": waited, "workers": serving}
         if fresh and not status.get("ok"):
             return {"done": False, "detail": status.get("detail"), "waited": waited, "workers": serving}
+        ended = None if after["main_pid"] else __utils__["litellm_systemd.start_failed"](_run, name, since)
+        if ended:  # e.g. a config LiteLLM rejected: systemd does not restart that
+            return {"done": False, "detail": ended, "waited": waited, "workers": []}
         if waited >= timeout:
             return {"done": False, "detail": "timed out waiting for the workers", "waited": waited,
                     "workers": serving}

@@ -24,6 +24,24 @@ def main_pid(run, service):
     return pid or None
 
 
+#: what the launcher logs when LiteLLM rejects the config at start (litellm_gateway.py)
+CONFIG_REJECTED_WORDS = "LiteLLM rejected the config"
+
+
+def start_failed(run, service, since):
+    """Why ``<service>.service`` stopped trying to start after ``since`` (epoch seconds), or None
+    while it runs or may still start (systemd restarts it): the launcher's verdict on the config
+    when that was it, else systemd's result."""
+    answer = run(["systemctl", "show", "-p", "ActiveState", "-p", "Result", f"{service}.service"], timeout=5)
+    shown = dict(line.split("=", 1) for line in str(answer.get("stdout") or "").splitlines() if "=" in line)
+    if shown.get("ActiveState") != "failed":
+        return None
+    journal = run(["journalctl", "-u", f"{service}.service", "--since", f"@{int(since)}", "-o", "cat",
+                   "--no-pager", "-n", "200"], timeout=15)
+    said = [line for line in str(journal.get("stdout") or "").splitlines() if CONFIG_REJECTED_WORDS in line]
+    return said[-1].strip() if said else f"{service}.service failed (result: {shown.get('Result', 'unknown')})"
+
+
 def system_state(run):
     """``systemctl is-system-running``: running, degraded, starting, ..."""
     answer = run(["systemctl", "is-system-running"], timeout=5)

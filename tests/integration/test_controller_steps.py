@@ -230,6 +230,23 @@ def test_apply_refuses_bad_pillar_then_deploys(steps):
         assert "litellm:backends:0:" in run.failed()["litellm-validate-pillar-validated"]
     finally:
         steps.write_pillar(good)
+    # Valid pillar that LiteLLM itself refuses, on a first deploy: no live config to keep, so the config
+    # check is the service's (its launcher, before the first worker): the start fails with the verdict.
+    rejected = json.loads(json.dumps(good))
+    rejected["litellm"]["router_settings"] = {"routing_strategy": "fastest-please"}
+    steps.write_pillar(rejected)
+    try:
+        run = no_traceback(steps.apply.salt_ssh("state.apply", "litellm"))
+        assert run.returncode != 0
+        service = run.states["litellm-service-running-service-running"]
+        assert service["result"] is False, service
+        assert "LiteLLM rejected the config" in service["comment"] and "fastest-please" in service["comment"]
+        assert run.states["litellm-config-file-config-managed"]["result"] is True  # no second import of LiteLLM
+        shown = steps.host.run(["systemctl", "show", "litellm.service", "-p", "ActiveState", "-p", "NRestarts"])
+        assert "ActiveState=failed" in shown.stdout and "NRestarts=0" in shown.stdout, shown.stdout
+    finally:
+        steps.write_pillar(good)
+    # the good pillar: the rejected config is live now, so LiteLLM checks the new one before it replaces it
     no_traceback(steps.apply.salt_ssh("state.apply", "litellm")).assert_ok()
 
 

@@ -187,3 +187,41 @@ def test_how_started_says_forked_spawned_or_both():
     done, failed, detail = unit.reload_done({"main_pid": 10, "workers": [11]}, {"main_pid": 10, "workers": [21]},
                                             {"serving": [21], "ok": True, "at": 60, "forked": [21]}, 1, 50)
     assert (done, failed) == (True, False) and detail.endswith("(forked from the supervisor, LiteLLM preloaded)")
+
+
+def test_the_launcher_checks_the_config_in_a_fork_and_brings_back_the_verdict(monkeypatch, tmp_path):
+    launcher = _launcher()
+    loaded_in = []
+
+    def load(path):
+        loaded_in.append(path)  # in the child: the parent's list stays empty
+        if "bad" in path:
+            raise ValueError("Invalid routing_strategy: 'fastest-please'")
+
+    monkeypatch.setattr(launcher, "_load_config", load)
+    assert launcher.check_config(str(tmp_path / "good.yaml")) == (True, "")
+    assert launcher.check_config(str(tmp_path / "bad.yaml")) == (
+        False, "ValueError: Invalid routing_strategy: 'fastest-please'")
+    assert loaded_in == [], "the config was loaded in the launcher's own process"
+    assert launcher.CONFIG_REJECTED == 78
+
+
+def test_a_start_that_systemd_gave_up_names_the_launchers_verdict():
+    def run(shown, journal):
+        def fake(argv, timeout=None):
+            return {"stdout": shown if argv[0] == "systemctl" else journal}
+        return fake
+
+    verdict = "ERROR:    LiteLLM rejected the config /etc/litellm/config.yaml: ValueError: bad; not starting"
+    failed = "ActiveState=failed\nResult=exit-code\n"
+    assert systemd.start_failed(run(failed, f"starting\n{verdict}\n"), "litellm", 0) == verdict.strip()
+    assert systemd.start_failed(run(failed, "Traceback ...\n"), "litellm", 0) == \
+        "litellm.service failed (result: exit-code)"
+    # still starting, or restarting after a crash: not given up
+    for state in ("activating", "active", "inactive"):
+        assert systemd.start_failed(run(f"ActiveState={state}\nResult=success\n", verdict), "litellm", 0) is None
+
+
+def test_the_unit_does_not_retry_a_rejected_config():
+    text = (REPO / "salt/litellm/files/litellm.service.jinja").read_text()
+    assert f"RestartPreventExitStatus={_launcher().CONFIG_REJECTED}" in text

@@ -126,8 +126,9 @@ litellm-config-file-config-managed:
     - user: root
     - group: {{ svc.group }}
     - mode: '0640'
-    # A config LiteLLM rejects never replaces the live one.
-    - check_cmd: {{ litellm.venv }}/bin/litellm-check-config
+    # A config LiteLLM rejects never replaces the live one. With no live one
+    # (a first deploy) the service's launcher checks it before it starts.
+    - check_cmd: {{ litellm.venv }}/bin/litellm-check-config --live {{ litellm.config_dir }}/config.yaml
     - tmp_ext: .yaml
     # LiteLLM loads the custom_auth module from the directory of the config
     # it checks: check the new one beside the hook.

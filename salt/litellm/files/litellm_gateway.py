@@ -19,6 +19,13 @@ differences from ``python -m uvicorn``.
   afresh instead (uvicorn's own way) when the env file changed in a variable
   LiteLLM reads at import (``READ_AT_START`` lists those it reads later), so
   every worker is what a fresh start would give.
+- Before its first worker, the supervisor has LiteLLM check the config
+  (what ``litellm --validate_config`` does) in a fork of itself: LiteLLM is
+  already imported, so it takes a fraction of a second. A config LiteLLM
+  rejects stops the start (exit ``CONFIG_REJECTED``, which the unit does not
+  restart) with LiteLLM's verdict in the journal and the status file. On a
+  first deploy this is the only check (the formula's check script leaves it
+  to the start when no live config exists: LiteLLM is not imported twice).
 - ``--http litellm_gateway:DrainingH11Protocol``: a stopping worker gives a
   connection that has no request yet (just accepted, or idle between two)
   ``GRACE_S`` to send one, and serves it with ``Connection: close``, instead
@@ -48,6 +55,8 @@ GRACE_S = 2.0
 # calls a backend, never at import: a change of one of them still forks.
 READ_AT_START = frozenset({"LITELLM_MASTER_KEY", "REDIS_PASSWORD", "OLLAMA_API_BASE"})
 _PRELOADED = {}
+#: sysexits' EX_CONFIG: the unit's RestartPreventExitStatus, a rejected config is not retried
+CONFIG_REJECTED = 78
 
 log = logging.getLogger("uvicorn.error")
 
@@ -95,6 +104,38 @@ def preload(path=ENV_FILE):
 
     gc.freeze()  # the imported objects stay shared with the workers (the collector copies no page)
     _PRELOADED["env"] = import_env(env)
+
+
+def _load_config(path):
+    import asyncio  # pylint: disable=import-outside-toplevel
+
+    from litellm.proxy.proxy_server import ProxyConfig  # pylint: disable=import-outside-toplevel
+
+    asyncio.run(ProxyConfig().load_config(router=None, config_file_path=path))
+
+
+def check_config(path):
+    """LiteLLM's own check of the config at ``path``, in a fork: ``(ok, verdict)``. The fork leaves the
+    settings LiteLLM sets while it loads a config out of the supervisor the workers fork from."""
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; its verdict comes back through the pipe
+        os.close(readable)
+        code, verdict = 0, b""
+        try:
+            _load_config(path)
+        except BaseException as error:  # noqa: BLE001 pylint: disable=broad-exception-caught
+            code, verdict = 1, f"{type(error).__name__}: {error}".encode(errors="replace")[:4000]
+        os.write(writable, verdict)
+        os._exit(code)  # pylint: disable=protected-access
+    os.close(writable)
+    with os.fdopen(readable, "rb") as pipe:
+        verdict = pipe.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 and not verdict:
+        verdict = f"the check exited with {code}"
+    return code == 0, verdict
 
 
 def fork_is_fresh(path=ENV_FILE):
@@ -266,6 +307,14 @@ def _run(app, **kwargs):
     config = Config(app, **kwargs)
     sock = config.bind_socket()
     preload()
+    config_file = os.environ.get("CONFIG_FILE_PATH")
+    if config_file:
+        ok, verdict = check_config(config_file)
+        if not ok:
+            detail = f"LiteLLM rejected the config {config_file}: {verdict}"
+            log.error("%s; not starting", detail)
+            _write_status([], False, detail)
+            sys.exit(CONFIG_REJECTED)
     supervisor = _supervisor_class()(config, sockets=[sock])
     supervisor.run()
     if supervisor.failed:
