@@ -33,14 +33,14 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
 
-# BOOTSTRAP_ROOTFS=1 (make demo): the local systemd host's rootfs (debootstrap, Salt) is built
-# meanwhile, by the harness (stdlib only: the system python3 runs it), into its cache; demo.py then
-# finds it there. Mostly downloads and dpkg, beside the venv's Salt build (CPU): the two overlap.
+# BOOTSTRAP_ROOTFS=1 (make demo): the local systemd host's rootfs (debootstrap; no Salt, salt-ssh
+# ships its thin) is built meanwhile, by the harness (stdlib only: the system python3 runs it), into
+# its cache; demo.py then finds it there. Downloads and dpkg, beside the venv's Salt build (CPU).
 rootfs_pid=
 if [ "${BOOTSTRAP_ROOTFS:-0}" = 1 ]; then
   need_root
   mkdir -p .state
-  python3 -m tests.harness.systemd_host build >.state/rootfs-build.log 2>&1 &
+  python3 -m tests.harness.systemd_host build --salt-ssh-only >.state/rootfs-build.log 2>&1 &
   rootfs_pid=$!
   # a failed venv build still waits for it (no orphan; what it built stays cached)
   trap '[ -z "$rootfs_pid" ] || wait "$rootfs_pid" || true' EXIT

@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "tests"))
 import ollama_stub  # noqa: E402
 
 from tests.harness import site  # noqa: E402
-from tests.harness.systemd_host import DEFAULT_SUITE, build_rootfs  # noqa: E402
+from tests.harness.systemd_host import DEFAULT_SUITE, salt_ssh_rootfs  # noqa: E402
 
 STATE = REPO / ".state" / "demo"
 TARGET = "gateway"
@@ -82,7 +82,7 @@ def _port_free(port):
     return True
 
 
-def _start_host():
+def _start_host(rootfs):
     """The systemd host, kept up by a detached harness process."""
     host_json = STATE / "host" / "host.json"
     if host_json.exists():
@@ -91,7 +91,7 @@ def _start_host():
             return info
     (STATE / "host").mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "tests.harness.systemd_host", "up", "--name", "litellm-demo",
-            "--workdir", str(STATE / "host"), "--suite", DEFAULT_SUITE]
+            "--workdir", str(STATE / "host"), "--rootfs", str(rootfs)]
     log = open(STATE / "host.log", "ab")  # noqa: SIM115 -- handed to the detached process
     subprocess.Popen(argv, cwd=REPO, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 180
@@ -136,7 +136,8 @@ def up():
     STATE.mkdir(parents=True, exist_ok=True)
     steps = Steps()
     print(f"demo: building (or reusing) the Debian {DEFAULT_SUITE} rootfs ...", flush=True)
-    build_rootfs(suite=DEFAULT_SUITE)  # built (or found in the cache) here, so its time shows apart
+    # salt-ssh ships its own thin: the host needs no Salt (the tests' rootfs if cached, else one without)
+    rootfs = salt_ssh_rootfs(suite=DEFAULT_SUITE)  # here, so its time shows apart
     steps.done("rootfs")
     backends = _start_backends()
     gpg_home = site.make_gpg_home(STATE / "gpg")
@@ -152,7 +153,7 @@ def up():
     settings = site.site_settings(backends, port, bind_host="127.0.0.1")
     pillar_dir = site.write_pillar(STATE / "pillar", settings, gpg_home, master_key)
     steps.done("backends and pillar")
-    info = _start_host()
+    info = _start_host(rootfs)
     steps.done("host")
     controller = STATE / "controller"
     controller.mkdir(exist_ok=True)

@@ -18,11 +18,12 @@ from typing import Any
 from .cleanup import DEFAULT_WORKROOT, STOP_GRACE, read_pidfile, reap_stale, teardown
 from .common import HarnessError, alive, log, proc_start_time, wait_gone, write_atomic
 from .instance import SystemdHost
-from .rootfs import DEFAULT_CACHE_DIR, DEFAULT_SUITE, build_rootfs
+from .rootfs import DEFAULT_CACHE_DIR, DEFAULT_SUITE, build_rootfs, salt_ssh_rootfs
 
 
 def _cmd_build(args) -> int:
-    print(build_rootfs(Path(args.cache_dir), args.suite))
+    build = salt_ssh_rootfs if args.salt_ssh_only else build_rootfs
+    print(build(Path(args.cache_dir), args.suite))
     return 0
 
 
@@ -92,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="build (or reuse) the cached rootfs and print its path")
     b.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     b.add_argument("--suite", default=DEFAULT_SUITE)
+    b.add_argument("--salt-ssh-only", action="store_true",
+                   help="for hosts only salt-ssh deploys to: the test rootfs if cached, else one without Salt")
     b.set_defaults(func=_cmd_build)
     u = sub.add_parser("up", help="boot a host and keep it up until SIGTERM")
     u.add_argument("--name", default="litellm-test")

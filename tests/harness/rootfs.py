@@ -1,7 +1,12 @@
 """The rootfs of the test hosts: a minbase Debian (systemd, sshd, python3, Salt
 in ``/opt/salt``) debootstrapped once per suite and recipe and cached under
 ``cache_dir`` in a directory named by the suite and a hash of everything that
-goes into it (``rootfs-<suite>-<key>``), so suites are cached side by side."""
+goes into it (``rootfs-<suite>-<key>``), so suites are cached side by side.
+
+Hosts that only salt-ssh deploys to (the demo) need no Salt in them: salt-ssh
+ships its own thin.  :func:`salt_ssh_rootfs` gives them the test rootfs when the
+cache has it, else a flavour without Salt (``rootfs-<suite>-nosalt-<key>``:
+no wheelhouse, no Salt install, about 80 s less on a fresh machine)."""
 
 from __future__ import annotations
 
@@ -145,18 +150,26 @@ def salt_version() -> str:
     return os.environ.get("LITELLM_SALT_VERSION", DEFAULT_SALT_VERSION)
 
 
-def rootfs_key(suite: str = DEFAULT_SUITE, packages: Iterable[str] = ROOTFS_PACKAGES, salt: str | None = None) -> str:
-    data = json.dumps(
-        {
-            "suite": suite,
-            "packages": sorted(packages),
-            "harness": HARNESS_VERSION,
-            "salt": salt or salt_version(),
-            "masked": sorted(MASKED_UNITS),
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
+def rootfs_key(
+    suite: str = DEFAULT_SUITE, packages: Iterable[str] = ROOTFS_PACKAGES, salt: str | None = None,
+    *, with_salt: bool = True,
+) -> str:
+    recipe = {
+        "suite": suite,
+        "packages": sorted(packages),
+        "harness": HARNESS_VERSION,
+        "salt": salt or salt_version(),
+        "masked": sorted(MASKED_UNITS),
+    }
+    if not with_salt:
+        # only a key of its own: the test rootfs's recipe (and so its cached build) stays as it is
+        recipe.update(salt=None, flavour="nosalt")
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rootfs_path(cache_dir: Path, suite: str, salt: str | None = None, *, with_salt: bool = True) -> Path:
+    key = rootfs_key(suite, ROOTFS_PACKAGES, salt, with_salt=with_salt)
+    return Path(cache_dir).absolute() / (f"rootfs-{suite}-{key}" if with_salt else f"rootfs-{suite}-nosalt-{key}")
 
 
 def rootfs_meta(rootfs: Path) -> dict[str, Any]:
@@ -164,14 +177,18 @@ def rootfs_meta(rootfs: Path) -> dict[str, Any]:
     return json.loads((Path(rootfs) / ROOTFS_META).read_text())
 
 
-def build_rootfs(cache_dir: Path = DEFAULT_CACHE_DIR, suite: str = DEFAULT_SUITE, *, salt: str | None = None) -> Path:
-    """Return the path of a complete cached rootfs of suite, building it if needed."""
+def build_rootfs(
+    cache_dir: Path = DEFAULT_CACHE_DIR, suite: str = DEFAULT_SUITE, *, salt: str | None = None,
+    with_salt: bool = True,
+) -> Path:
+    """Return the path of a complete cached rootfs of suite, building it if needed
+    (``with_salt=False``: the flavour without Salt, for hosts only salt-ssh deploys to)."""
     problems = check_prerequisites(need_build=True)
     if problems:
         raise HarnessError("cannot build rootfs: " + "; ".join(problems))
     cache_dir = Path(cache_dir).absolute()
     salt = salt or salt_version()
-    final = cache_dir / f"rootfs-{suite}-{rootfs_key(suite, ROOTFS_PACKAGES, salt)}"
+    final = rootfs_path(cache_dir, suite, salt, with_salt=with_salt)
     if (final / ROOTFS_META).is_file():
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -182,27 +199,36 @@ def build_rootfs(cache_dir: Path = DEFAULT_CACHE_DIR, suite: str = DEFAULT_SUITE
         for stale in [*cache_dir.glob(".tmp-*"), *(cache_dir / "wheelhouse").glob(".tmp-*")]:
             log.warning("removing leftover of an interrupted build: %s", stale)
             remove_tree(stale)
-        _build(cache_dir, suite, salt, final)
+        _build(cache_dir, suite, salt if with_salt else None, final)
         _gc_rootfs(cache_dir, keep=final)
     return final
 
 
-def _build(cache_dir: Path, suite: str, salt: str, final: Path) -> None:
+def salt_ssh_rootfs(cache_dir: Path = DEFAULT_CACHE_DIR, suite: str = DEFAULT_SUITE) -> Path:
+    """A rootfs for a host that only salt-ssh deploys to: the test rootfs when the
+    cache has it already (its /opt/salt is simply not used: no second build, no
+    second copy on disk), else the flavour without Salt, built if needed."""
+    tested = rootfs_path(cache_dir, suite)
+    if (tested / ROOTFS_META).is_file():
+        return tested
+    return build_rootfs(cache_dir, suite, with_salt=False)
+
+
+def _build(cache_dir: Path, suite: str, salt: str | None, final: Path) -> None:
+    """Build the rootfs into final; salt None: without Salt (nor the tools venv and wheels for it)."""
     mirror = debian_mirror(suite)
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=cache_dir))
     root = tmp / "rootfs"
     try:
-        uv, wh = _debootstrap_and_wheels(cache_dir, root, suite, salt, mirror, timings)
-        pyver = _rootfs_python_version(root)
-        if wh is None or pyver != SUITE_PYTHON.get(suite):
+        if salt is None:
             t = time.monotonic()
-            wh = wheelhouse.ensure_wheelhouse(cache_dir, salt, pyver, root)
-            timings["wheelhouse"] = time.monotonic() - t
-        t = time.monotonic()
-        _install_salt(root, uv, wh, salt)
-        timings["salt-install"] = time.monotonic() - t
+            _debootstrap(root, suite, mirror, ROOTFS_PACKAGES, cache_dir / "debs" / suite)
+            timings["debootstrap"] = time.monotonic() - t
+            pyver = _rootfs_python_version(root)
+        else:
+            pyver = _debootstrap_and_salt(cache_dir, root, suite, salt, mirror, timings)
         _configure_rootfs(root, suite, mirror)
         size = run_cmd(["du", "-sxm", str(root)], timeout=300).stdout.split()[0]
         meta = {
@@ -222,6 +248,22 @@ def _build(cache_dir: Path, suite: str, salt: str, final: Path) -> None:
         remove_tree(tmp)
     took = ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
     log.info("built rootfs %s in %.1fs (%s, %s MB)", final, time.monotonic() - t0, took, size)
+
+
+def _debootstrap_and_salt(
+    cache_dir: Path, root: Path, suite: str, salt: str, mirror: str, timings: dict[str, float]
+) -> str:
+    """debootstrap, then Salt into /opt/salt; returns the rootfs's python X.Y."""
+    uv, wh = _debootstrap_and_wheels(cache_dir, root, suite, salt, mirror, timings)
+    pyver = _rootfs_python_version(root)
+    if wh is None or pyver != SUITE_PYTHON.get(suite):
+        t = time.monotonic()
+        wh = wheelhouse.ensure_wheelhouse(cache_dir, salt, pyver, root)
+        timings["wheelhouse"] = time.monotonic() - t
+    t = time.monotonic()
+    _install_salt(root, uv, wh, salt)
+    timings["salt-install"] = time.monotonic() - t
+    return pyver
 
 
 def _debootstrap_and_wheels(

@@ -11,7 +11,8 @@ One concern a module (import from here; the modules are the implementation):
 * ``rootfs.py``     :func:`build_rootfs` debootstraps a minbase rootfs of a suite
   (default trixie, Debian 13; bookworm on demand) with systemd, sshd, python3 and
   Salt in ``/opt/salt`` once, cached under ``cache_dir`` by suite and recipe hash;
-  ``wheelhouse.py`` builds its Salt wheels.
+  ``wheelhouse.py`` builds its Salt wheels; :func:`salt_ssh_rootfs` is the one for
+  hosts only salt-ssh deploys to (the demo): no Salt needed, unless already cached.
 * ``instance.py``   :class:`SystemdHost` boots a throw-away instance of it (overlay
   on top of the cached tree, or a copy; ``mounts.py``), runs commands in it with
   nsenter, stops it; ``cleanup.py`` tears instances down, :func:`reap_stale`
@@ -56,6 +57,7 @@ from .rootfs import (
     debian_mirror,
     rootfs_key,
     rootfs_meta,
+    salt_ssh_rootfs,
     salt_version,
 )
 
@@ -82,6 +84,7 @@ __all__ = [
     "reap_stale",
     "rootfs_key",
     "rootfs_meta",
+    "salt_ssh_rootfs",
     "salt_version",
 ]
 
