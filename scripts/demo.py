@@ -12,6 +12,7 @@ Everything lives under .state/demo. The master key is generated once, kept in
 """
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -61,13 +62,29 @@ def _start_backends():
     return [b["url"] for b in started]
 
 
-def _stop_backends():
+def _is_backend(pid):
+    """Whether pid is still one of our stubs (a recorded pid may have been reused since)."""
+    try:
+        return b"ollama_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _stop_backends(grace=5.0):
+    """SIGTERM to each recorded stub, then wait for them (make demo-down returns with them gone)."""
     record = STATE / "backends.json"
     if not record.exists():
         return
-    for backend in json.loads(record.read_text()):
-        if _pid_alive(backend["pid"]):
-            os.kill(backend["pid"], signal.SIGTERM)
+    pids = [b["pid"] for b in json.loads(record.read_text()) if _is_backend(b["pid"])]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(_is_backend(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in filter(_is_backend, pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     record.unlink()
 
 
