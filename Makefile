@@ -52,7 +52,7 @@ lock: bootstrap
 
 ## lock-dev: regenerate requirements-dev.txt from requirements-dev.in
 lock-dev: bootstrap
-	$(VENV)/bin/uv pip compile --python-version 3.11 requirements-dev.in -o requirements-dev.txt
+	$(VENV)/bin/uv pip compile --python-version 3.11 --override requirements-dev.overrides.txt requirements-dev.in -o requirements-dev.txt
 
 clean-state:
 	rm -rf .state

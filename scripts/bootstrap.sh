@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-want="$(sha256sum requirements-dev.txt | cut -d' ' -f1) $(python3 --version 2>&1)"
+want="$(cat requirements-dev.txt requirements-dev.overrides.txt | sha256sum | cut -d' ' -f1) $(python3 --version 2>&1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
   exit 0
 fi
@@ -48,13 +48,14 @@ if [ "${BOOTSTRAP_ROOTFS:-0}" = 1 ]; then
 fi
 
 started=$SECONDS
-echo "bootstrap: building $VENV (Salt is built from source once: ~40 s)"
+echo "bootstrap: building $VENV"
 # Installer venv for uv; the host's pip settings (find-links, constraints) must not leak in.
 unset PIP_FIND_LINKS
 export PIP_CONFIG_FILE=/dev/null UV_NATIVE_TLS=1
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q "$(grep -E "^uv==" requirements-dev.txt)"
-"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" -r requirements-dev.txt
+# the overrides again: without them uv would add back what they leave out (timelib, a C build)
+"$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --override requirements-dev.overrides.txt -r requirements-dev.txt
 echo "$want" >"$STAMP"
 echo "bootstrap: $VENV built in $((SECONDS - started)) s"
 if [ -n "$rootfs_pid" ]; then
