@@ -413,9 +413,10 @@ def _install_salt(root: Path, uv: Path, wheelhouse_dir: Path, salt: str) -> None
 
 def _gc_rootfs(cache_dir: Path, keep: Path) -> None:
     """Remove rootfs builds superseded by keep (same suite and salt version but
-    an older recipe) that no running overlay still uses.  Builds for other
-    suites and salt versions stay, so switching LITELLM_SALT_VERSION or the
-    suite back and forth does not rebuild every time."""
+    an older recipe; or, keep having Salt, the suite's flavour without, which
+    salt_ssh_rootfs no longer picks) that no running overlay still uses.
+    Builds for other suites and salt versions stay, so switching
+    LITELLM_SALT_VERSION or the suite back and forth does not rebuild every time."""
     try:
         mountinfo = Path("/proc/self/mountinfo").read_text()
         new = rootfs_meta(keep)
@@ -428,7 +429,7 @@ def _gc_rootfs(cache_dir: Path, keep: Path) -> None:
             meta = rootfs_meta(old)
         except (OSError, ValueError):
             meta = {}
-        if (meta.get("suite"), meta.get("salt")) != (new["suite"], new["salt"]):
+        if meta.get("suite") != new["suite"] or meta.get("salt") not in (new["salt"], None):
             continue
         if str(old) in mountinfo:  # lowerdir of a live instance
             continue
