@@ -107,7 +107,9 @@ def ansible_round(index, venv):
 
 
 def one_round(index):
-    with BenchSite(f"deploy{index}") as site:
+    # ssh ControlMaster as an operator's salt-ssh has it (etc/salt/master's ssh_options, kept by
+    # scripts/new-site's roster) and as the Ansible baseline has it (its default ControlPersist)
+    with BenchSite(f"deploy{index}", control_master=True) as site:
         run = site.salt_ssh("state.apply", "litellm")
         run.assert_ok("the cold deploy")
         phases = {label: 0.0 for label, _ in PHASES}
