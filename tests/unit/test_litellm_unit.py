@@ -204,6 +204,8 @@ def test_the_launcher_checks_the_config_in_a_fork_and_brings_back_the_verdict(mo
         False, "ValueError: Invalid routing_strategy: 'fastest-please'")
     assert loaded_in == [], "the config was loaded in the launcher's own process"
     assert launcher.CONFIG_REJECTED == 78
+    # the service state finds the launcher's verdict in the journal by these words
+    assert launcher.CONFIG_REJECTED_WORDS == systemd.CONFIG_REJECTED_WORDS
 
 
 def test_a_start_that_systemd_gave_up_names_the_launchers_verdict():

@@ -57,6 +57,9 @@ READ_AT_START = frozenset({"LITELLM_MASTER_KEY", "REDIS_PASSWORD", "OLLAMA_API_B
 _PRELOADED = {}
 #: sysexits' EX_CONFIG: the unit's RestartPreventExitStatus, a rejected config is not retried
 CONFIG_REJECTED = 78
+#: how the refusal starts in the log: the service state finds LiteLLM's verdict in the journal by it
+#: (_utils/litellm_systemd.py's CONFIG_REJECTED_WORDS; this file runs on its own, outside Salt)
+CONFIG_REJECTED_WORDS = "LiteLLM rejected the config"
 
 log = logging.getLogger("uvicorn.error")
 
@@ -311,7 +314,7 @@ def _run(app, **kwargs):
     if config_file:
         ok, verdict = check_config(config_file)
         if not ok:
-            detail = f"LiteLLM rejected the config {config_file}: {verdict}"
+            detail = f"{CONFIG_REJECTED_WORDS} {config_file}: {verdict}"
             log.error("%s; not starting", detail)
             _write_status([], False, detail)
             sys.exit(CONFIG_REJECTED)
