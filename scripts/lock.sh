@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the hashed lock of a LiteLLM version:
-#   make lock VERSION=1.108.7   (writes salt/litellm/files/locks/litellm-VERSION.txt)
+#   make lock VERSION=1.108.7   (writes salt/litellm/files/locks/litellm-VERSION.txt
+#                                and its compile list, litellm-VERSION.compile.txt)
 # Universal lock for Python >= 3.11 on every platform; pins uv too, which
 # the formula bootstraps from the same lock.
 set -euo pipefail
@@ -30,3 +31,5 @@ UV_NATIVE_TLS=1 .venv/bin/uv pip compile --quiet --universal --python-version 3.
   sed "s|$tmp/||" "$tmp/lock.txt"
 } >"$out"
 echo "wrote $out ($(grep -c '==' "$out") pinned packages)"
+# The files its proxy compiles at start (the releases compile only these): from a real run.
+.venv/bin/python scripts/compile_list.py "$VERSION"
