@@ -16,11 +16,12 @@ def __virtual__():
     return __virtualname__
 
 
-def validated(name, settings, pillar_is_mapping=True, lock_source=None, section=None):
+def validated(name, settings, pillar_is_mapping=True, lock_source=None, section=None, compile_list_source=None):
     """
     Succeed only when ``settings`` (the merged map of the formula) are valid
     and, when given, the lock file ``lock_source`` for the pinned version
-    exists on the file server. Changes nothing, also outside test mode.
+    and its compile list ``compile_list_source`` exist on the file server.
+    Changes nothing, also outside test mode.
 
     .. code-block:: yaml
 
@@ -49,6 +50,11 @@ def validated(name, settings, pillar_is_mapping=True, lock_source=None, section=
         errors.append(
             f"litellm:version: no lock file for {settings.get('version')!r} "
             f"({lock_source}); generate one with `make lock VERSION=...`"
+        )
+    if not errors and compile_list_source and not __salt__["cp.hash_file"](compile_list_source):
+        errors.append(
+            f"litellm:version: no compile list for {settings.get('version')!r} "
+            f"({compile_list_source}); `make lock VERSION=...` writes it beside the lock"
         )
     if errors:
         ret["result"] = False

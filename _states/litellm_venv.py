@@ -15,13 +15,15 @@ def __virtual__():
     return __virtualname__
 
 
-def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle=""):
+def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_index_urls=None, ca_bundle="",
+              compile_list=""):
     """
     Make the venv path ``name`` run the packages of ``lock_file``: nothing to
     do (offline) when its active release records that lock's digest;
     otherwise build that release beside the active one (or reuse it when it
     is still on disk) and switch ``name`` to it. The release it replaces is
-    kept for a rollback.
+    kept for a rollback. ``compile_list``: the lock's list of the files to
+    compile (the rest stay source only); without one, every file.
 
     .. code-block:: yaml
 
@@ -29,6 +31,7 @@ def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_in
           litellm_venv.installed:
             - name: /opt/litellm/venv
             - lock_file: /opt/litellm/venv-releases/litellm-1.108.7.lock
+            - compile_list: /opt/litellm/venv-releases/litellm-1.108.7.compile.txt
     """
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     before = __salt__["litellm_venv.status"](name, lock_file)
@@ -51,6 +54,7 @@ def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_in
             index_url=index_url,
             extra_index_urls=extra_index_urls,
             ca_bundle=ca_bundle,
+            compile_list=compile_list,
         )
     except (OSError, RuntimeError) as exc:
         ret["result"] = False

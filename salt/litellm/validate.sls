@@ -10,5 +10,6 @@ litellm-validate-pillar-validated:
     - settings: {{ litellm | json }}
     - pillar_is_mapping: {{ pillar_is_mapping | json }}
     - lock_source: salt://{{ tplroot }}/files/locks/litellm-{{ litellm.version }}.txt
+    - compile_list_source: salt://{{ tplroot }}/files/locks/litellm-{{ litellm.version }}.compile.txt
     - order: 1
     - failhard: True

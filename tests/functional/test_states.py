@@ -81,6 +81,21 @@ def test_validated_state_requires_a_lock_for_the_version(states, modules):
     assert "no lock file" in ret.comment
 
 
+def test_validated_state_requires_the_compile_list_of_the_lock(states, modules):
+    settings = modules.slsutil.renderer(
+        string="{%- from 'litellm/map.jinja' import litellm with context %}{{ litellm | json }}",
+        default_renderer="jinja|json",
+    )
+    shipped = f"salt://litellm/files/locks/litellm-{settings['version']}"
+    ret = states.litellm_config.validated(name="litellm", settings=settings, lock_source=f"{shipped}.txt",
+                                          compile_list_source=f"{shipped}.compile.txt")
+    assert ret.result is True, ret.comment
+    ret = states.litellm_config.validated(name="litellm", settings=settings, lock_source=f"{shipped}.txt",
+                                          compile_list_source=f"{shipped}.nothing.txt")
+    assert ret.result is False
+    assert "litellm:version: no compile list for" in ret.comment and "make lock" in ret.comment
+
+
 @pytest.mark.parametrize("test_mode", [True, False])
 def test_venv_installed_is_a_no_op_when_the_digest_matches(states, modules, tmp_path, test_mode):
     venv = tmp_path / "venv"

@@ -28,6 +28,7 @@ from .test_deploy import (  # noqa: F401 - collected here, on bookworm
     test_gateway_serves_chat_and_both_backends_get_traffic,
     test_salt_call_local_apply_changes_nothing,
     test_second_salt_ssh_apply_changes_nothing_and_restarts_nothing,
+    test_the_service_compiles_nothing_at_start_or_at_its_first_requests,
     test_unit_is_hardened,
 )
 from .test_smoke import test_healthy_gateway_passes_every_check  # noqa: F401 - collected here, on bookworm

@@ -12,7 +12,14 @@ import time
 
 import pytest
 
-from .conftest import gateway_request, gateway_workers, journal_count, journal_cursor, service_show
+from .conftest import (
+    FORMULA_IN_HOST,
+    gateway_request,
+    gateway_workers,
+    journal_count,
+    journal_cursor,
+    service_show,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +98,72 @@ def test_the_venv_is_read_only_and_precompiled(deployed, host):
     assert host.run(["stat", "-c", "%U", site_packages]).stdout.strip() == "root"
     cannot_write = host.run(["runuser", "-u", "litellm", "--", "test", "-w", site_packages], check=False)
     assert cannot_write.returncode != 0
+
+
+WATCHER = f"{FORMULA_IN_HOST}/tests/integration/opened_sources.py"
+VENV_PYTHON = "/opt/litellm/venv/bin/python"
+
+
+def _uncompiled(host, paths):
+    return host.run([VENV_PYTHON, WATCHER, "uncompiled", *paths]).stdout.split()
+
+
+def _wait_all_workers_serve(host, port, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = host.run(["cat", "/run/litellm/workers.json"], check=False).stdout
+        try:
+            serving = json.loads(status).get("ok") is True
+            if serving and gateway_request(port, "GET", "/health/readiness", timeout=5)[0] == 200:
+                return
+        except (ValueError, OSError):
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"litellm did not serve again within {timeout} s: {status}")
+
+
+def _start_watch(host, site_packages, out):
+    """The watcher as a transient unit of the host, once it watches every directory."""
+    host.run(["rm", "-f", out, out + ".ready"])
+    host.run(["systemd-run", "--unit=litellm-test-opened-sources", "--collect", VENV_PYTHON, WATCHER, "watch",
+              site_packages, out])
+    deadline = time.monotonic() + 60
+    while host.run(["test", "-f", out + ".ready"], check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the watch did not start"
+        time.sleep(0.2)
+
+
+def test_the_service_compiles_nothing_at_start_or_at_its_first_requests(deployed, host, test_site):
+    """The release compiled only its lock's compile list (issue 17): what the service imports, as
+    the real unit starts and serves, all has bytecode. Every source opened in the venv meanwhile is
+    watched (inotify); a source opened without current bytecode is one Python compiled."""
+    port = test_site.settings["bind_port"]
+    site_packages = host.run(["sh", "-c", "echo /opt/litellm/venv/lib/python3*/site-packages"]).stdout.strip()
+    # a source of the release left uncompiled (a provider no model uses): proof the watch sees compiles
+    candidates = host.run(["sh", "-c", f"find {site_packages}/litellm/llms -name '*.py' | sort | head -300"]).stdout
+    probe = _uncompiled(host, candidates.split())[0]
+    out = "/run/litellm-test-opened-sources.txt"
+    _start_watch(host, site_packages, out)
+    try:
+        compile_probe = f"import importlib.machinery as m; m.SourceFileLoader('p', {probe!r}).get_code('p')"
+        host.run([VENV_PYTHON, "-c", compile_probe], env={"PYTHONDONTWRITEBYTECODE": "1"})
+        started = time.monotonic()
+        host.run(["systemctl", "restart", "litellm"])
+        _wait_all_workers_serve(host, port)
+        restart_s = time.monotonic() - started
+        model = test_site.settings["models"][0]["name"]
+        for _ in range(6):
+            assert _chat(port, test_site.master_key, model)[0] == 200
+            assert gateway_request(port, "GET", "/v1/models", key=test_site.master_key)[0] == 200
+        time.sleep(0.5)  # the last events reach the file
+    finally:
+        host.run(["systemctl", "stop", "litellm-test-opened-sources"], check=False)
+    opened = host.run(["cat", out]).stdout.split()
+    compiled = _uncompiled(host, opened)
+    print(f"\nrestart to all workers serving {restart_s:.1f} s; {len(set(opened))} sources opened, "
+          f"compiled: {compiled}")
+    assert probe in compiled, f"the watch missed the probe's compile of {probe}"
+    assert [path for path in compiled if path != probe] == []
 
 
 def test_files_have_the_right_owner_and_mode(deployed, host):

@@ -109,8 +109,9 @@ class Poller:
 
 
 SWITCH = ["litellm-package-install-venv-installed", "litellm-service-running-service-running"]
-# first time on 1.108.6: its lock file and, in the new release, the config check script
-NEW_RELEASE = ["litellm-config-file-check-script-managed", "litellm-package-install-lock-file-managed"]
+# first time on 1.108.6: its lock file and compile list and, in the new release, the config check script
+NEW_RELEASE = ["litellm-config-file-check-script-managed", "litellm-package-install-compile-list-file-managed",
+               "litellm-package-install-lock-file-managed"]
 
 
 def test_an_upgrade_builds_beside_the_live_venv_restarts_once_and_going_back_switches_to_the_kept_release(

@@ -1,11 +1,13 @@
 """Unit tests of litellm_venv: the lock helpers and the install steps (commands mocked)."""
 
 import os
+import subprocess
+import sys
 from unittest.mock import MagicMock
 
 import pytest
 
-from tests.conftest import REPO, load_salt_module
+from tests.conftest import REPO, SALT_UTILS, load_salt_module
 
 litellm_venv = load_salt_module("modules", "litellm_venv")
 
@@ -30,7 +32,7 @@ def run_all():
 
 @pytest.fixture
 def configure_loader_modules(run_all):
-    return {litellm_venv: {"__salt__": {"cmd.run_all": run_all}, "__opts__": {"test": False}}}
+    return {litellm_venv: {"__salt__": {"cmd.run_all": run_all}, "__opts__": {"test": False}, "__utils__": SALT_UTILS}}
 
 
 def test_requirement_block_takes_one_package_with_its_hashes():
@@ -169,6 +171,65 @@ def test_a_first_install_leaves_the_import_check_to_the_config_check(tmp_path, r
     assert not any(litellm_venv.VERIFY_IMPORT in step for step in steps)
     assert set(result["seconds"]) == {"venv and uv", "packages and bytecode"}
     assert result["installed"] is True and result["previous"] is None
+
+
+def _listing_installer(release, compiled):
+    """The fake installer, whose sync also lays out a site-packages, and which keeps the compile step's list."""
+    fake = _fake_installer(release)
+
+    def run(argv, **kwargs):
+        if "sync" in argv:
+            site_packages = release / "lib" / "python3.13" / "site-packages"
+            (site_packages / "pkg").mkdir(parents=True)
+            for name in ("pkg/__init__.py", "pkg/used.py", "pkg/unused.py"):
+                (site_packages / name).write_text("")
+        if argv[1:3] == ["-c", litellm_venv.COMPILE_LISTED]:
+            compiled.extend(open(argv[3]).read().split())
+        return fake(argv, **kwargs)
+
+    return run
+
+
+@pytest.mark.parametrize("made_for_this_lock", [True, False])
+def test_a_compile_list_of_the_lock_compiles_only_its_files(tmp_path, run_all, made_for_this_lock, caplog):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    digest = litellm_venv.lock_digest(LOCK) if made_for_this_lock else "0" * 64
+    listed = tmp_path / "litellm.compile.txt"
+    # pkg/gone.py: a file this Python's release does not have (another platform's, say)
+    listed.write_text(SALT_UTILS.litellm_bytecode.list_text("litellm.lock", digest,
+                                                            ["pkg/__init__.py", "pkg/used.py", "pkg/gone.py"]))
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    compiled = []
+    run_all.side_effect = _listing_installer(release, compiled)
+    result = litellm_venv.install(str(tmp_path / "venv"), str(lock), compile_list=str(listed))
+    sync = next(call.args[0] for call in run_all.call_args_list if "sync" in call.args[0])
+    site_packages = release / "lib" / "python3.13" / "site-packages"
+    if made_for_this_lock:
+        assert "--compile-bytecode" not in sync
+        assert compiled == [str(site_packages / "pkg/__init__.py"), str(site_packages / "pkg/used.py")]
+        assert set(result["seconds"]) == {"venv and uv", "packages", "bytecode"}
+    else:
+        assert "--compile-bytecode" in sync and compiled == []
+        assert set(result["seconds"]) == {"venv and uv", "packages and bytecode"}
+        assert "was made for the lock 000000000000" in caplog.text
+    assert result["installed"] is True
+
+
+def test_the_compile_step_compiles_the_listed_files_and_fails_on_a_bad_one(tmp_path):
+    """COMPILE_LISTED with this Python: bytecode for the listed files only, exit 1 when one does not compile."""
+    for name, source in (("listed.py", "X = 1\n"), ("other.py", "Y = 2\n"), ("broken.py", "def (:\n")):
+        (tmp_path / name).write_text(source)
+    paths = tmp_path / "paths.txt"
+    paths.write_text(f"{tmp_path / 'listed.py'}\n")
+    done = subprocess.run([sys.executable, "-c", litellm_venv.COMPILE_LISTED, str(paths)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    cached = sorted(path.name.split(".")[0] for path in (tmp_path / "__pycache__").iterdir())
+    assert cached == ["listed"]
+    paths.write_text(f"{tmp_path / 'listed.py'}\n{tmp_path / 'broken.py'}\n")
+    done = subprocess.run([sys.executable, "-c", litellm_venv.COMPILE_LISTED, str(paths)], capture_output=True,
+                          text=True)
+    assert done.returncode == 1 and "broken.py" in done.stdout
 
 
 def test_a_release_already_on_disk_is_switched_to_without_a_build(tmp_path, run_all):

@@ -9,6 +9,8 @@
 {%- set svc = litellm.service %}
 {#- Each lock gets its own venv (release) under <venv>-releases; the venv path is a symlink to the live one. #}
 {%- set lock_file = litellm.venv ~ '-releases/litellm-' ~ litellm.version ~ '.lock' %}
+{#- The files of the lock that the proxy compiles at start: the release compiles only these (make lock writes it). #}
+{%- set compile_list = litellm.venv ~ '-releases/litellm-' ~ litellm.version ~ '.compile.txt' %}
 {%- set site_cas = litellm.ca_certificates if litellm.ca_certificates is mapping else {} %}
 {%- set pkgs = litellm.lookup.pkgs + (['ca-certificates'] if site_cas else []) %}
 
@@ -75,10 +77,23 @@ litellm-package-install-lock-file-managed:
     - require:
       - sls: {{ tplroot }}.owner
 
+litellm-package-install-compile-list-file-managed:
+  file.managed:
+    - name: {{ compile_list }}
+    - source: salt://{{ tplroot }}/files/locks/litellm-{{ litellm.version }}.compile.txt
+    - user: root
+    - group: root
+    - mode: '0644'
+    - makedirs: True
+    - dir_mode: '0755'
+    - require:
+      - sls: {{ tplroot }}.owner
+
 litellm-package-install-venv-installed:
   litellm_venv.installed:
     - name: {{ litellm.venv }}
     - lock_file: {{ lock_file }}
+    - compile_list: {{ compile_list }}
     - python: {{ litellm.lookup.python }}
     - index_url: {{ litellm.package_index.url | json }}
     - extra_index_urls: {{ litellm.package_index.extra_urls | json }}
@@ -86,6 +101,7 @@ litellm-package-install-venv-installed:
     - require:
       - pkg: litellm-package-install-pkg-installed
       - file: litellm-package-install-lock-file-managed
+      - file: litellm-package-install-compile-list-file-managed
 {%- for ca_name in site_cas | sort %}
       - file: litellm-package-install-ca-{{ ca_name }}-managed
 {%- endfor %}
