@@ -28,8 +28,9 @@ machine's load drifts). Its time is container boot to ready
 (no smoke test: the formula's time includes one).
 
 The venv phase is split by the formula's own step timings (the state's
-comment): creating the venv and bootstrapping uv, installing the packages
-and compiling their bytecode (plain pip compiles too), and, on an upgrade
+comment): creating the venv and bootstrapping uv, installing the packages,
+compiling the bytecode of the lock's compile list (plain pip compiles every
+file; the service's tests check it compiles nothing at start), and, on an upgrade
 only, the release's import check (on a cold deploy the config check, which
 imports the proxy from the new release, stands for it).
 
@@ -120,7 +121,7 @@ def one_round(index):
         formula_size = site.host.run(["du", "-sm", "/opt/litellm/venv/"]).stdout.split()[0]
         steps = dict(
             (step, float(value))
-            for step, value in re.findall(r"(venv and uv|packages and bytecode|import check) ([\d.]+) s",
+            for step, value in re.findall(r"(venv and uv|packages and bytecode|packages|bytecode|import check) ([\d.]+) s",
                                           run.states["litellm-package-install-venv-installed"]["comment"])
         )
         baseline = plain_pip(site)
