@@ -32,6 +32,7 @@ __virtualname__ = "litellm_venv"
 MARKER = ".litellm-salt-lock.sha256"
 UV_CACHE_DIR = "/var/cache/litellm-salt/uv"
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+DEFAULT_INDEX = "https://pypi.org/simple"  # pip's and uv's, when the pillar names none
 LOCK_IN_RELEASE = "requirements.lock"
 #: an upgrade must import the proxy before it goes live
 VERIFY_IMPORT = "import litellm.proxy.proxy_server"
@@ -242,12 +243,15 @@ def _pip_argv(venv_python, env, index_urls):
     return pip
 
 
-def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls):
-    """A venv at ``release`` without pip, and in it uv as the lock pins it, installed by pip."""
+def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls, ca_bundle=""):
+    """A venv at ``release`` without pip, and in it uv as the lock pins it: out of its wheel, else by pip."""
     _run([python, "-m", "venv", "--without-pip", release], env, f"creating the venv {release} with {python}")
     uv_block = requirement_block(lock_text, "uv")
     if uv_block is None:
         raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
+    if __utils__["litellm_uv_wheel.install"](release, uv_block, [url for url in index_urls if url] or [DEFAULT_INDEX],
+                                             ca_bundle):
+        return
     pip = _pip_argv(os.path.join(release, "bin", "python"), env, index_urls)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(uv_block)
@@ -322,7 +326,7 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
     venv_python = os.path.join(release, "bin", "python")
     seconds = {}
     started = time.monotonic()
-    _venv_with_uv(release, lock_text, lock_file, python, env, [index_url, *(extra_index_urls or [])])
+    _venv_with_uv(release, lock_text, lock_file, python, env, [index_url, *(extra_index_urls or [])], ca_bundle)
     seconds["venv and uv"] = time.monotonic() - started
     listed = _compile_list(compile_list, digest)
     started = time.monotonic()

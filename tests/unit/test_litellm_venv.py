@@ -30,6 +30,19 @@ def run_all():
     return MagicMock(return_value={"retcode": 0, "stdout": "", "stderr": ""})
 
 
+@pytest.fixture(autouse=True)
+def uv_wheel(monkeypatch):
+    """uv out of its wheel (litellm_uv_wheel.install, tested on its own): not reached here, pip's turn."""
+    calls = []
+
+    def install(release, uv_block, index_urls, ca_bundle=""):
+        calls.append((release, uv_block, index_urls, ca_bundle))
+        return False
+
+    monkeypatch.setattr(SALT_UTILS.litellm_uv_wheel, "install", install)
+    return calls
+
+
 @pytest.fixture
 def configure_loader_modules(run_all):
     return {litellm_venv: {"__salt__": {"cmd.run_all": run_all}, "__opts__": {"test": False}, "__utils__": SALT_UTILS}}
@@ -230,6 +243,35 @@ def test_the_compile_step_compiles_the_listed_files_and_fails_on_a_bad_one(tmp_p
     done = subprocess.run([sys.executable, "-c", litellm_venv.COMPILE_LISTED, str(paths)], capture_output=True,
                           text=True)
     assert done.returncode == 1 and "broken.py" in done.stdout
+
+
+def test_uv_out_of_its_wheel_runs_no_pip(tmp_path, run_all, uv_wheel, monkeypatch):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    fake = _fake_installer(release)
+
+    def installed_by_wheel(release_dir, uv_block, index_urls, ca_bundle=""):
+        uv_wheel.append((release_dir, uv_block, index_urls, ca_bundle))
+        (release / "bin" / "uv").write_text("")
+        return True
+
+    monkeypatch.setattr(SALT_UTILS.litellm_uv_wheel, "install", installed_by_wheel)
+    run_all.side_effect = fake
+    litellm_venv.install(str(tmp_path / "venv"), str(lock), index_url="https://mirror/simple", ca_bundle="/ca.pem")
+    steps = [call.args[0] for call in run_all.call_args_list]
+    assert not any("pip" in str(part) and "install" in step for step in steps for part in step[:2])
+    assert [step[1:3] for step in steps[:1]] == [["-m", "venv"]] and "sync" in steps[1]
+    assert uv_wheel == [(str(release), litellm_venv.requirement_block(LOCK, "uv"), ["https://mirror/simple"],
+                         "/ca.pem")]
+
+
+def test_without_an_index_in_the_pillar_uv_comes_from_pypi(tmp_path, run_all, uv_wheel):
+    lock = tmp_path / "litellm.lock"
+    lock.write_text(LOCK)
+    run_all.side_effect = _fake_installer(tmp_path / "venv-releases" / litellm_venv.release_name(LOCK))
+    litellm_venv.install(str(tmp_path / "venv"), str(lock))
+    assert uv_wheel[0][2] == [litellm_venv.DEFAULT_INDEX]
 
 
 def test_a_release_already_on_disk_is_switched_to_without_a_build(tmp_path, run_all):
