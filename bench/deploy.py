@@ -119,9 +119,10 @@ def one_round(index):
             phases[label] = phases.get(label, 0.0) + float(state.get("duration") or 0) / 1000
         phases["ship/thin + render"] = run.elapsed - sum(phases.values())
         formula_size = site.host.run(["du", "-sm", "/opt/litellm/venv/"]).stdout.split()[0]
+        step_names = r"venv and uv|packages and bytecode|packages|bytecode|import check"
         steps = dict(
             (step, float(value))
-            for step, value in re.findall(r"(venv and uv|packages and bytecode|packages|bytecode|import check) ([\d.]+) s",
+            for step, value in re.findall(rf"({step_names}) ([\d.]+) s",
                                           run.states["litellm-package-install-venv-installed"]["comment"])
         )
         baseline = plain_pip(site)

@@ -27,7 +27,7 @@ GLIBC = (2, 36)
         (WHEEL, "aarch64", GLIBC, False),
         (f"uv-{VERSION}-py3-none-manylinux_2_28_aarch64.whl", "aarch64", GLIBC, True),
         (f"uv-{VERSION}-py3-none-musllinux_1_1_x86_64.whl", "x86_64", GLIBC, False),
-        (f"uv-0.13.8-py3-none-manylinux_2_17_x86_64.whl", "x86_64", GLIBC, False),
+        ("uv-0.13.8-py3-none-manylinux_2_17_x86_64.whl", "x86_64", GLIBC, False),
         (f"uv-{VERSION}.tar.gz", "x86_64", GLIBC, False),
         (f"uv-{VERSION}-py3-none-manylinux1_x86_64.whl", "x86_64", GLIBC, True),
     ],
