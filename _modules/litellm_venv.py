@@ -244,14 +244,15 @@ def _pip_argv(venv_python, env, index_urls):
 
 
 def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls, ca_bundle=""):
-    """A venv at ``release`` without pip, and in it uv as the lock pins it: out of its wheel, else by pip."""
+    """A venv at ``release`` without pip, and in it uv as the lock pins it: out of its wheel, else by pip.
+    Returns how uv came: ``"its wheel"`` or ``"pip"``."""
     _run([python, "-m", "venv", "--without-pip", release], env, f"creating the venv {release} with {python}")
     uv_block = requirement_block(lock_text, "uv")
     if uv_block is None:
         raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
     if __utils__["litellm_uv_wheel.install"](release, uv_block, [url for url in index_urls if url] or [DEFAULT_INDEX],
                                              ca_bundle):
-        return
+        return "its wheel"
     pip = _pip_argv(os.path.join(release, "bin", "python"), env, index_urls)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write(uv_block)
@@ -263,6 +264,7 @@ def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls, ca_bun
         )
     finally:
         os.unlink(handle.name)
+    return "pip"
 
 
 def _compile_list(path, digest):
@@ -326,7 +328,8 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
     venv_python = os.path.join(release, "bin", "python")
     seconds = {}
     started = time.monotonic()
-    _venv_with_uv(release, lock_text, lock_file, python, env, [index_url, *(extra_index_urls or [])], ca_bundle)
+    uv_from = _venv_with_uv(release, lock_text, lock_file, python, env, [index_url, *(extra_index_urls or [])],
+                            ca_bundle)
     seconds["venv and uv"] = time.monotonic() - started
     listed = _compile_list(compile_list, digest)
     started = time.monotonic()
@@ -349,7 +352,8 @@ def build(release, lock_file, python="/usr/bin/python3", index_url="", extra_ind
              f"checking that {release} imports the LiteLLM proxy")
         seconds["import check"] = time.monotonic() - started
     _write_release_files(release, lock_text, digest)
-    return {"release": release, "built": True, "seconds": {step: round(value, 1) for step, value in seconds.items()}}
+    return {"release": release, "built": True, "uv_from": uv_from,
+            "seconds": {step: round(value, 1) for step, value in seconds.items()}}
 
 
 def activate(name, release):
@@ -411,7 +415,8 @@ def install(name, lock_file, python="/usr/bin/python3", index_url="", extra_inde
                   compile_list=compile_list)
     switched = activate(name, before["release"])
     after = status(name, lock_file)
-    after.update(previous=switched["previous"], built=built["built"], seconds=built.get("seconds", {}))
+    after.update(previous=switched["previous"], built=built["built"], seconds=built.get("seconds", {}),
+                 uv_from=built.get("uv_from"))
     return after
 
 

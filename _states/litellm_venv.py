@@ -67,6 +67,8 @@ def installed(name, lock_file, python="/usr/bin/python3", index_url="", extra_in
     ret["result"] = after["installed"]
     how = "built from" if after["built"] else "already on disk, installed from"
     ret["comment"] = f"{name} now runs {after['active']} ({how} {lock_file}); the previous release is kept"
+    if after.get("uv_from"):
+        ret["comment"] += f"; uv from {after['uv_from']}"
     if after.get("seconds"):
         ret["comment"] += "; " + ", ".join(f"{step} {value} s" for step, value in after["seconds"].items())
     return ret

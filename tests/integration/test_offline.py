@@ -219,6 +219,8 @@ def test_with_the_ca_the_deploy_succeeds_from_the_mirror(deployed, host, index, 
     fetched = index.file_requests()
     assert _manifest_file(house, "litellm") in fetched, fetched
     assert _manifest_file(house, "uv") in fetched, fetched
+    # uv out of its wheel (urllib, the system store with the site CA, the mirror's PEP 503 page), not pip
+    assert "uv from its wheel" in states["litellm-package-install-venv-installed"]["comment"]
     assert not index.errors, index.errors
     print(
         f"\ncold deploy from the mirror (salt-ssh): {NUMBERS['deploy_s']:.1f} s; "

@@ -162,6 +162,7 @@ def test_install_builds_a_release_checks_it_then_switches_the_symlink(tmp_path, 
     assert result["installed"] is True and result["built"] is True
     # each step timed, for the state's comment and bench/deploy.py
     assert set(result["seconds"]) == {"venv and uv", "packages and bytecode", "import check"}
+    assert result["uv_from"] == "pip"
     assert result["previous"] == str(old)
     assert os.readlink(venv) == str(release)
     assert (release / "requirements.lock").read_text() == LOCK
@@ -258,7 +259,9 @@ def test_uv_out_of_its_wheel_runs_no_pip(tmp_path, run_all, uv_wheel, monkeypatc
 
     monkeypatch.setattr(SALT_UTILS.litellm_uv_wheel, "install", installed_by_wheel)
     run_all.side_effect = fake
-    litellm_venv.install(str(tmp_path / "venv"), str(lock), index_url="https://mirror/simple", ca_bundle="/ca.pem")
+    result = litellm_venv.install(str(tmp_path / "venv"), str(lock), index_url="https://mirror/simple",
+                                  ca_bundle="/ca.pem")
+    assert result["uv_from"] == "its wheel"
     steps = [call.args[0] for call in run_all.call_args_list]
     assert not any("pip" in str(part) and "install" in step for step in steps for part in step[:2])
     assert [step[1:3] for step in steps[:1]] == [["-m", "venv"]] and "sync" in steps[1]
