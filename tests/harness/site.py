@@ -176,7 +176,8 @@ def master_config(root_dir, pillar_dir, gpg_home):
         # controller with the state tree and pillar), named again for the target's options, which
         # salt-ssh 3008 reloads the wrappers with; grains computed at most every 5 minutes
         "wrapper_dirs": [str(REPO / "_wrapper")],
-        "ssh_minion_opts": {"grains_cache": True, "wrapper_dirs": [str(REPO / "_wrapper")]},
+        "ssh_minion_opts": {"grains_cache": True, "enable_fqdns_grains": False,
+                            "wrapper_dirs": [str(REPO / "_wrapper")]},
     }
 
 

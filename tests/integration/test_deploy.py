@@ -68,7 +68,8 @@ def test_cold_deploy_converges_and_the_service_runs_as_litellm(deployed, host):
         assert state_id in changed
     # uv came out of its hashed wheel from the index (not pip); only the compile list was compiled
     venv_comment = states["litellm-package-install-venv-installed"]["comment"]
-    assert "uv from its wheel" in venv_comment and "; bytecode " in venv_comment, venv_comment
+    assert "uv from its wheel" in venv_comment and ", bytecode " in venv_comment, venv_comment
+    assert "packages and bytecode" not in venv_comment, venv_comment
     shown = service_show(host, "ActiveState", "SubState", "MainPID", "User", "UnitFileState")
     assert shown["ActiveState"] == "active" and shown["SubState"] == "running"
     assert shown["UnitFileState"] == "enabled"
