@@ -227,3 +227,22 @@ def test_a_start_that_systemd_gave_up_names_the_launchers_verdict():
 def test_the_unit_does_not_retry_a_rejected_config():
     text = (REPO / "salt/litellm/files/litellm.service.jinja").read_text()
     assert f"RestartPreventExitStatus={_launcher().CONFIG_REJECTED}" in text
+
+
+def test_one_systemctl_show_answers_for_both_units():
+    shown = ("ActiveState=active\nUnitFileState=enabled\n\n"
+             "ActiveState=inactive\nUnitFileState=disabled\n")
+    calls = []
+
+    def run(argv, timeout=None):
+        calls.append(argv)
+        return {"stdout": shown}
+
+    assert systemd.unit_states(run, ["litellm.socket", "litellm.service"]) == {
+        "litellm.socket": {"active": "active", "enabled": "enabled"},
+        "litellm.service": {"active": "inactive", "enabled": "disabled"},
+    }
+    assert len(calls) == 1 and calls[0][:2] == ["systemctl", "show"] and calls[0][-2:] == [
+        "litellm.socket", "litellm.service"]
+    # no answer (systemctl failed): inactive and not enabled, so the state enables and starts them
+    assert systemd.parse_unit_states("", ["a.socket"]) == {"a.socket": {"active": "inactive", "enabled": ""}}
