@@ -117,3 +117,27 @@ def test_wait_workers_follows_the_supervisor(monkeypatch):
     out = module.wait_workers("litellm", before, 1, since=100.0, timeout=30, interval=0)
     assert out["done"] is True and out["workers"] == [21]
 
+
+def test_wait_started_reads_the_status_file_often_and_asks_systemd_seldom(monkeypatch):
+    statuses = iter([None] * 5 + [{"serving": [21, 22], "ok": True, "at": 200.0, "forked": [21, 22]}] * 100)
+    asked = []
+
+    def processes(name):
+        asked.append(name)
+        return {"main_pid": 10, "workers": [21, 22]}
+
+    monkeypatch.setattr(module, "processes", processes)
+    monkeypatch.setattr(module, "_status", lambda name: next(statuses))
+    module.__utils__ = SALT_UTILS
+    out = module.wait_started("litellm", 2, since=100.0, timeout=30, interval=30, poll=0)
+    assert out["done"] is True and out["workers"] == [21, 22] and "forked" in out["detail"]
+    assert len(asked) == 2, asked  # once at the first look, once when the status file changed
+
+
+def test_wait_started_names_a_refused_config(monkeypatch):
+    monkeypatch.setattr(module, "processes", lambda name: {"main_pid": 10, "workers": []})
+    monkeypatch.setattr(module, "_status", lambda name: {"serving": [], "ok": False, "at": 200.0,
+                                                         "detail": "LiteLLM rejected the config x: bad"})
+    module.__utils__ = SALT_UTILS
+    out = module.wait_started("litellm", 2, since=100.0, timeout=30, poll=0)
+    assert out["done"] is False and "rejected" in out["detail"]
