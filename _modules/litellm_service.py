@@ -166,10 +166,29 @@ def wait_workers(name, before, workers, since, timeout=300, interval=0.5):
         time.sleep(interval)
 
 
-def wait_started(name, workers, since, timeout=300, interval=0.5):
+def _start_verdict(name, workers, since, status, waited):
+    """``wait_started``'s answer once the start is decided (serving, refused, failed), else None."""
+    after = processes(name)
+    serving = list(status.get("serving") or [])
+    fresh = status.get("at", 0) >= since and after["main_pid"]
+    if fresh and status.get("ok") and len(serving) == int(workers) and set(serving) <= set(after["workers"]):
+        return {"done": True, "detail": f"{len(serving)} worker(s) serving{_unit('how_started', status, serving)}",
+                "waited": waited, "workers": serving}
+    if fresh and not status.get("ok"):
+        return {"done": False, "detail": status.get("detail"), "waited": waited, "workers": serving}
+    ended = None if after["main_pid"] else __utils__["litellm_systemd.start_failed"](_run, name, since)
+    if ended:  # e.g. a config LiteLLM rejected: systemd does not restart that
+        return {"done": False, "detail": ended, "waited": waited, "workers": []}
+    return None
+
+
+def wait_started(name, workers, since, timeout=300, interval=0.5, poll=0.05):
     """
     Wait until a supervisor started after ``since`` says all ``workers``
-    workers serve. Returns ``{"done", "detail", "waited", "workers"}``.
+    workers serve. The status file is read every ``poll`` seconds (a file
+    read); the processes and systemd are asked when it changes, and every
+    ``interval`` seconds (has the start failed?). Returns ``{"done",
+    "detail", "waited", "workers"}``.
 
     CLI Example:
 
@@ -178,25 +197,20 @@ def wait_started(name, workers, since, timeout=300, interval=0.5):
         salt-call litellm_service.wait_started litellm 2 0
     """
     start = time.monotonic()
+    asked, seen = None, None
     while True:
         status = _status(name) or {}
-        after = processes(name)
-        serving = list(status.get("serving") or [])
-        waited = round(time.monotonic() - start, 2)
-        fresh = status.get("at", 0) >= since and after["main_pid"]
-        if fresh and status.get("ok") and len(serving) == int(workers) and set(serving) <= set(after["workers"]):
-            return {"done": True, "detail": f"{len(serving)} worker(s) serving"
-                                            f"{_unit('how_started', status, serving)}",
-                    "waited": waited, "workers": serving}
-        if fresh and not status.get("ok"):
-            return {"done": False, "detail": status.get("detail"), "waited": waited, "workers": serving}
-        ended = None if after["main_pid"] else __utils__["litellm_systemd.start_failed"](_run, name, since)
-        if ended:  # e.g. a config LiteLLM rejected: systemd does not restart that
-            return {"done": False, "detail": ended, "waited": waited, "workers": []}
+        now = time.monotonic()
+        waited = round(now - start, 2)
+        if status != seen or asked is None or now - asked >= interval:
+            asked, seen = now, status
+            answer = _start_verdict(name, workers, since, status, waited)
+            if answer:
+                return answer
         if waited >= timeout:
             return {"done": False, "detail": "timed out waiting for the workers", "waited": waited,
-                    "workers": serving}
-        time.sleep(interval)
+                    "workers": list(status.get("serving") or [])}
+        time.sleep(poll)
 
 
 def configured_workers(name="litellm"):

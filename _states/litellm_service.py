@@ -54,12 +54,12 @@ def ready(name, host="127.0.0.1", port=4000, timeout=180, url=None):
     return ret
 
 
+def _run(argv, timeout=None):
+    return __salt__["cmd.run_all"](argv, python_shell=False, ignore_retcode=True, timeout=timeout)
+
+
 def _systemctl(*args):
-    return __salt__["cmd.run_all"](["systemctl", *args], python_shell=False, ignore_retcode=True)
-
-
-def _is(kind, unit):
-    return _systemctl(f"is-{kind}", unit).get("stdout", "").strip()
+    return _run(["systemctl", *args])
 
 
 # TimeoutStopSec= of the default unit: graceful_timeout 600 s plus litellm_unit's 30 s margin
@@ -94,9 +94,11 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
     ret = {"name": name, "changes": {}, "result": True, "comment": ""}
     drain = DEFAULT_DRAIN_S if drain is None else drain  # None: settings that do not say it
     socket, service = f"{name}.socket", f"{name}.service"
-    todo = [unit for unit in (socket, service) if _is("enabled", unit) != "enabled"]
-    socket_active = _is("active", socket) == "active"
-    service_active = _is("active", service) == "active"
+    # one systemctl for the four answers (enabled? active? of both units)
+    shown = __utils__["litellm_systemd.unit_states"](_run, [socket, service])
+    todo = [unit for unit in (socket, service) if shown[unit]["enabled"] != "enabled"]
+    socket_active = shown[socket]["active"] == "active"
+    service_active = shown[service]["active"] == "active"
     unit = __utils__["litellm_unit.changed_watched"]
     changed = unit(__running__, watched)  # noqa: F821 - injected by Salt's state system
     path = __utils__["litellm_unit.change_path"](changed, restart_on, relisten_on)
@@ -113,9 +115,9 @@ def running(name, workers=1, host="127.0.0.1", port=4000, timeout=300, watched=(
         else:
             ret["comment"] = f"{socket} and {service} are running"
         return ret
-    for item in todo:
-        _systemctl("enable", item)
-        ret["changes"].setdefault("enabled", []).append(item)
+    if todo:  # both in one call: systemctl enable reloads systemd once, not once per unit
+        _systemctl("enable", *todo)
+        ret["changes"]["enabled"] = todo
     if path is None:
         ret["comment"] = f"{socket} and {service} are running"
         return ret

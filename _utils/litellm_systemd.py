@@ -24,6 +24,23 @@ def main_pid(run, service):
     return pid or None
 
 
+def unit_states(run, units):
+    """``{unit: {"active": ActiveState, "enabled": UnitFileState}}`` of ``units``, from one
+    ``systemctl show`` (a unit systemd does not know: inactive, not enabled)."""
+    answer = run(["systemctl", "show", "-p", "ActiveState", "-p", "UnitFileState", *units], timeout=15)
+    return parse_unit_states(str(answer.get("stdout") or ""), units)
+
+
+def parse_unit_states(text, units):
+    """``unit_states`` of ``systemctl show`` output: one block per unit, in the order asked, blank-line separated."""
+    found = {unit: {"active": "inactive", "enabled": ""} for unit in units}
+    blocks = [block for block in text.strip().split("\n\n") if block.strip()]
+    for unit, block in zip(units, blocks):
+        shown = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        found[unit] = {"active": shown.get("ActiveState", "inactive"), "enabled": shown.get("UnitFileState", "")}
+    return found
+
+
 #: what the launcher logs when LiteLLM rejects the config at start (litellm_gateway.py)
 CONFIG_REJECTED_WORDS = "LiteLLM rejected the config"
 

@@ -16,13 +16,12 @@ RELISTEN_ON = ["socket"]
 
 def _systemctl(enabled=True, socket_active=True, service_active=True):
     def run(argv, **kwargs):
-        verb, unit = argv[1], argv[-1]
-        if verb == "is-enabled":
-            out = "enabled" if enabled else "disabled"
-        elif verb == "is-active":
-            out = "active" if (socket_active if unit.endswith(".socket") else service_active) else "inactive"
-        else:
-            out = ""
+        out = ""
+        if argv[1] == "show":  # one block per unit, as systemctl show prints them
+            units = [arg for arg in argv[2:] if arg.startswith("litellm.")]
+            active = {u: socket_active if u.endswith(".socket") else service_active for u in units}
+            out = "\n\n".join(f"ActiveState={'active' if active[u] else 'inactive'}\n"
+                                f"UnitFileState={'enabled' if enabled else 'disabled'}" for u in units)
         return {"retcode": 0, "stdout": out, "stderr": ""}
 
     return MagicMock(side_effect=run)
@@ -74,6 +73,9 @@ def test_nothing_changed_nothing_happens(salt):
 def test_a_first_start_listens_first(salt):
     ret = _run(salt, ["config", "unit", "socket"], enabled=False, socket_active=False, service_active=False)
     assert ret["changes"]["path"] == "start" and ret["changes"]["enabled"] == ["litellm.socket", "litellm.service"]
+    calls = [c.args[0] for c in salt["cmd.run_all"].call_args_list]
+    assert calls[0][:2] == ["systemctl", "show"] and len(calls) == 2, calls  # 4 answers in one show, then 1 enable
+    assert calls[1] == ["systemctl", "enable", "litellm.socket", "litellm.service"]
     assert salt["litellm_service.apply_change"].call_args.args == ("litellm", "relisten")
     assert "STARTED" in ret["comment"]
 
@@ -114,3 +116,28 @@ def test_wait_workers_follows_the_supervisor(monkeypatch):
     module.__utils__ = SALT_UTILS
     out = module.wait_workers("litellm", before, 1, since=100.0, timeout=30, interval=0)
     assert out["done"] is True and out["workers"] == [21]
+
+
+def test_wait_started_reads_the_status_file_often_and_asks_systemd_seldom(monkeypatch):
+    statuses = iter([None] * 5 + [{"serving": [21, 22], "ok": True, "at": 200.0, "forked": [21, 22]}] * 100)
+    asked = []
+
+    def processes(name):
+        asked.append(name)
+        return {"main_pid": 10, "workers": [21, 22]}
+
+    monkeypatch.setattr(module, "processes", processes)
+    monkeypatch.setattr(module, "_status", lambda name: next(statuses))
+    module.__utils__ = SALT_UTILS
+    out = module.wait_started("litellm", 2, since=100.0, timeout=30, interval=30, poll=0)
+    assert out["done"] is True and out["workers"] == [21, 22] and "forked" in out["detail"]
+    assert len(asked) == 2, asked  # once at the first look, once when the status file changed
+
+
+def test_wait_started_names_a_refused_config(monkeypatch):
+    monkeypatch.setattr(module, "processes", lambda name: {"main_pid": 10, "workers": []})
+    monkeypatch.setattr(module, "_status", lambda name: {"serving": [], "ok": False, "at": 200.0,
+                                                         "detail": "LiteLLM rejected the config x: bad"})
+    module.__utils__ = SALT_UTILS
+    out = module.wait_started("litellm", 2, since=100.0, timeout=30, poll=0)
+    assert out["done"] is False and "rejected" in out["detail"]

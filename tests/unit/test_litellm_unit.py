@@ -3,6 +3,7 @@
 import copy
 import importlib.util
 import shlex
+import sys
 
 import pytest
 
@@ -227,3 +228,59 @@ def test_a_start_that_systemd_gave_up_names_the_launchers_verdict():
 def test_the_unit_does_not_retry_a_rejected_config():
     text = (REPO / "salt/litellm/files/litellm.service.jinja").read_text()
     assert f"RestartPreventExitStatus={_launcher().CONFIG_REJECTED}" in text
+
+
+def test_one_systemctl_show_answers_for_both_units():
+    shown = ("ActiveState=active\nUnitFileState=enabled\n\n"
+             "ActiveState=inactive\nUnitFileState=disabled\n")
+    calls = []
+
+    def run(argv, timeout=None):
+        calls.append(argv)
+        return {"stdout": shown}
+
+    assert systemd.unit_states(run, ["litellm.socket", "litellm.service"]) == {
+        "litellm.socket": {"active": "active", "enabled": "enabled"},
+        "litellm.service": {"active": "inactive", "enabled": "disabled"},
+    }
+    assert len(calls) == 1 and calls[0][:2] == ["systemctl", "show"] and calls[0][-2:] == [
+        "litellm.socket", "litellm.service"]
+    # no answer (systemctl failed): inactive and not enabled, so the state enables and starts them
+    assert systemd.parse_unit_states("", ["a.socket"]) == {"a.socket": {"active": "inactive", "enabled": ""}}
+
+
+def test_a_worker_routes_readiness_once_when_its_startup_is_done(monkeypatch):
+    import asyncio
+    import enum
+    import types
+
+    match = enum.IntEnum("Match", "NONE PARTIAL FULL", start=0)
+    monkeypatch.setitem(sys.modules, "starlette", types.ModuleType("starlette"))
+    monkeypatch.setitem(sys.modules, "starlette.routing", types.SimpleNamespace(Match=match))
+    asked = []
+
+    class Route:
+        def __init__(self, path):
+            self.path = path
+
+        def matches(self, scope):
+            asked.append(self.path)
+            return (match.FULL if scope["path"] == self.path else match.NONE), {}
+
+    sent = []
+
+    async def app(scope, receive, send):
+        await send({"type": "lifespan.startup.complete" if scope["type"] == "lifespan" else "http.response.start"})
+
+    app.router = types.SimpleNamespace(routes=[Route("/a"), Route("/health/readiness"), Route("/z")])
+    launcher = _launcher()
+    warmed = launcher.warming(app)
+
+    async def send(message):
+        sent.append((message["type"], list(asked)))
+
+    asyncio.run(warmed({"type": "http"}, None, send))
+    assert sent == [("http.response.start", [])] and asked == []  # a request: no warm-up
+    asyncio.run(warmed({"type": "lifespan"}, None, send))
+    # routed up to the first full match, before uvicorn hears the startup is complete
+    assert sent[-1] == ("lifespan.startup.complete", ["/a", "/health/readiness"])

@@ -1,6 +1,6 @@
 # Managed by Salt (litellm formula). Local edits are overwritten.
 """
-How the litellm unit runs the proxy: uvicorn's own command line, with three
+How the litellm unit runs the proxy: uvicorn's own command line, with these
 differences from ``python -m uvicorn``.
 
 - Always a supervisor, even for one worker: SIGHUP (``systemctl reload``)
@@ -32,6 +32,10 @@ differences from ``python -m uvicorn``.
   of closing it at once (uvicorn's h11 protocol: a request racing the close
   is reset); a response not yet begun at shutdown says ``Connection: close``
   too, so a keep-alive client does not reuse a connection about to close.
+- Each worker routes one readiness request through the app (``warm_routes``)
+  when LiteLLM's startup is done and before it serves: FastAPI builds its
+  routes' state at a worker's first request, so the workers do that side by
+  side instead of in their first clients' requests one after another.
 
 Its own option, taken off before uvicorn's: ``--json-logs`` (uvicorn logs as
 JSON, as the litellm CLI does with JSON_LOGS). The app is
@@ -188,13 +192,53 @@ def _draining_protocol():
     return DrainingH11Protocol
 
 
+#: the request a worker routes once before it serves (the path readiness asks)
+WARM_PATH = "/health/readiness"
+
+
+def warm_routes(app, path=WARM_PATH):
+    """Route a GET of ``path`` through ``app``'s routes as a request would, without running it: FastAPI
+    builds each route's state at the first request that reaches it (0.3-0.7 s here), so a worker does
+    that before it serves, beside the others, instead of in its first client's request. True on a match."""
+    from starlette.routing import Match  # pylint: disable=import-outside-toplevel
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+             "headers": [], "app": app}
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        if route.matches(dict(scope))[0] == Match.FULL:
+            return True
+    return False
+
+
+def warming(app):
+    """``app``, with :func:`warm_routes` run when its lifespan startup completes (LiteLLM's startup done,
+    the worker not yet serving: uvicorn listens after the startup); a failed warm-up is logged, not fatal."""
+
+    async def asgi(scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def send_warmed(message):
+            if message.get("type") == "lifespan.startup.complete":
+                try:
+                    warm_routes(app)
+                except Exception as error:  # noqa: BLE001 pylint: disable=broad-exception-caught
+                    log.warning("routes not warmed before serving: %s: %s", type(error).__name__, error)
+            await send(message)
+
+        return await app(scope, receive, send_warmed)
+
+    return asgi
+
+
 def __getattr__(name):
     # uvicorn imports "litellm_gateway:app" in each worker: env first, then the proxy.
     if name == "app":
         load_env()
         from litellm.proxy.proxy_server import app  # pylint: disable=import-outside-toplevel
 
-        return app
+        return warming(app)
     if name == "DrainingH11Protocol":
         return _draining_protocol()
     raise AttributeError(name)
