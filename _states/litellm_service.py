@@ -146,4 +146,17 @@ def _go(ret, name, path, workers, host, port, timeouts, started=False, url=None)
     else:
         ret["result"] = False
         ret["comment"] = f"{name}: {out['path']} failed: {out['detail']}. See: journalctl -u {name}"
+        if started and not int(out.get("main_pid_before") or 0):
+            ret["comment"] += _stop_socket(name)
+            ret["changes"]["stopped"] = [f"{name}.socket"]
     return ret
+
+
+def _stop_socket(name):
+    """After a start that failed with nothing serving before: the socket stopped too, so a client is
+    refused at once instead of waiting in its backlog, where each connection would try the start again.
+    The next apply starts it (a stopped socket takes the relisten path); the service Requires= it."""
+    done = _systemctl("stop", f"{name}.socket")
+    if done.get("retcode") == 0:
+        return f" {name}.socket stopped: nothing serves, so clients are refused; the next apply starts it."
+    return f" Stopping {name}.socket failed too: {(done.get('stderr') or '').strip()[-300:]}"

@@ -244,6 +244,14 @@ def test_apply_refuses_bad_pillar_then_deploys(steps):
         assert run.states["litellm-config-file-config-managed"]["result"] is True  # no second import of LiteLLM
         shown = steps.host.run(["systemctl", "show", "litellm.service", "-p", "ActiveState", "-p", "NRestarts"])
         assert "ActiveState=failed" in shown.stdout and "NRestarts=0" in shown.stdout, shown.stdout
+        # nothing serves: the socket is stopped too, so a client is refused instead of held in its backlog
+        assert "litellm.socket stopped" in service["comment"], service["comment"]
+        socket = steps.host.run(["systemctl", "show", "litellm.socket", "-p", "ActiveState"]).stdout
+        assert "ActiveState=inactive" in socket or "ActiveState=failed" in socket, socket
+        port = good["litellm"]["bind_port"]
+        connect = f"import socket; socket.create_connection(('127.0.0.1', {port}), 2)"
+        refused = steps.host.run(["python3", "-c", connect], check=False)
+        assert refused.returncode != 0 and "ConnectionRefusedError" in refused.stderr, refused.stderr
     finally:
         steps.write_pillar(good)
     # the good pillar: the rejected config is live now, so LiteLLM checks the new one before it replaces it

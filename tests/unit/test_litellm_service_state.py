@@ -91,6 +91,22 @@ def test_test_mode_says_the_path_and_changes_nothing(salt):
     salt["litellm_service.apply_change"].assert_not_called()
 
 
+@pytest.mark.parametrize("serving_before", [False, True])
+def test_a_failed_first_start_stops_the_socket_too(salt, serving_before):
+    """Nothing served before: clients are refused, not held in the backlog of a service that cannot start."""
+    salt["litellm_service.apply_change"] = MagicMock(return_value={
+        "path": "relisten", "ok": False, "detail": "LiteLLM rejected the config",
+        "main_pid": 0, "main_pid_before": 10 if serving_before else 0, "workers": [], "waited": 1.2})
+    ret = _run(salt, ["config", "unit", "socket"], enabled=False, socket_active=False, service_active=False)
+    assert ret["result"] is False and "LiteLLM rejected the config" in ret["comment"]
+    calls = [c.args[0] for c in salt["cmd.run_all"].call_args_list]
+    if serving_before:
+        assert ["systemctl", "stop", "litellm.socket"] not in calls and "stopped" not in ret["changes"]
+    else:
+        assert calls[-1] == ["systemctl", "stop", "litellm.socket"]
+        assert ret["changes"]["stopped"] == ["litellm.socket"] and "clients are refused" in ret["comment"]
+
+
 def test_a_failed_reload_fails_the_state(salt):
     salt["litellm_service.apply_change"] = MagicMock(return_value={
         "path": "reload", "ok": False, "detail": "new worker [31] was not ready in time; worker [21] kept",
