@@ -158,5 +158,5 @@ def _stop_socket(name):
     The next apply starts it (a stopped socket takes the relisten path); the service Requires= it."""
     done = _systemctl("stop", f"{name}.socket")
     if done.get("retcode") == 0:
-        return f" {name}.socket stopped: nothing serves, so clients are refused; the next apply starts it."
-    return f" Stopping {name}.socket failed too: {(done.get('stderr') or '').strip()[-300:]}"
+        return f" ({name}.socket stopped: nothing serves, so clients are refused; the next apply starts it)"
+    return f" (stopping {name}.socket failed too: {(done.get('stderr') or '').strip()[-300:]})"
