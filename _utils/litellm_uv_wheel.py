@@ -97,14 +97,9 @@ def project_url(index_url, package="uv"):
     return index_url.rstrip("/") + f"/{package}/"
 
 
-def split_credentials(url):
-    """(url without user:password, (user, password) or None): urllib wants them as a header."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.username is None:
-        return url, None
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    bare = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return bare, (urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+def has_credentials(url):
+    """Whether the index URL carries user:password (such an index is left to pip)."""
+    return urllib.parse.urlsplit(url).username is not None
 
 
 def binary_member(names, version):
@@ -144,7 +139,7 @@ def install(release, uv_block, index_urls, ca_bundle=""):
     them to their host), no glibc, no fitting wheel, the index unreachable.
     """
     wheel = pinned(uv_block)
-    if wheel is None or _glibc() is None or any(split_credentials(url)[1] for url in index_urls):
+    if wheel is None or _glibc() is None or any(has_credentials(url) for url in index_urls):
         return False
     context = ssl.create_default_context(cafile=ca_bundle or None)
     for index in index_urls:

@@ -55,10 +55,10 @@ def test_both_kinds_of_index_page_give_absolute_urls_and_hashes():
         (WHEEL, f"https://files.example/{WHEEL}", "b" * 64)]
 
 
-def test_credentials_are_split_off_the_url():
-    assert wheels.split_credentials("https://u:p%40x@mirror.example:8443/simple") == (
-        "https://mirror.example:8443/simple", ("u", "p@x"))
-    assert wheels.split_credentials("https://mirror.example/simple") == ("https://mirror.example/simple", None)
+def test_credentials_in_an_index_url_are_seen():
+    assert wheels.has_credentials("https://u:p%40x@mirror.example:8443/simple") is True
+    assert wheels.has_credentials("https://token@mirror.example/simple") is True
+    assert wheels.has_credentials("https://mirror.example/simple") is False
 
 
 def _wheel_bytes(executable=b"#!uv\n"):
