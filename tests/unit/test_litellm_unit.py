@@ -161,6 +161,47 @@ def test_the_launcher_reads_the_env_file_like_systemd():
     assert launcher.parse_env(text) == {"LITELLM_MASTER_KEY": "sk-abc=def", "A": "quoted value", "B": "x"}
 
 
+def test_the_supervisor_imports_litellm_with_the_collector_off_then_freezes_it(tmp_path, monkeypatch):
+    import gc
+    import types
+
+    launcher = _launcher()
+    env = tmp_path / "litellm.env"
+    env.write_text("LITELLM_LOG=ERROR\n")
+    seen = {}
+
+    class ProxyServerFinder:  # stands in for the real proxy: how the collector stood while it loaded
+        def find_spec(self, name, path=None, target=None):
+            if name != "litellm.proxy.proxy_server":
+                return None
+            return importlib.util.spec_from_loader(name, self)
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            seen["collector on during the import"] = gc.isenabled()
+            module.app = object()
+
+    for name in ("litellm", "litellm.proxy"):
+        package = types.ModuleType(name)
+        package.__path__ = []
+        monkeypatch.setitem(sys.modules, name, package)
+    monkeypatch.delitem(sys.modules, "litellm.proxy.proxy_server", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [ProxyServerFinder(), *sys.meta_path])
+    monkeypatch.setattr(gc, "freeze", lambda: seen.setdefault("frozen with the collector on", gc.isenabled()))
+    monkeypatch.delenv("LITELLM_LOG", raising=False)
+    assert gc.isenabled()
+    try:
+        launcher.preload(env)
+        assert seen == {"collector on during the import": False, "frozen with the collector on": False}
+        assert gc.isenabled()  # the workers collect as usual
+        assert launcher._PRELOADED["env"] == {"LITELLM_LOG": "ERROR"}
+    finally:
+        gc.enable()
+        sys.modules.pop("litellm.proxy.proxy_server", None)
+
+
 def test_a_worker_forks_only_while_the_env_litellm_imported_with_is_unchanged(tmp_path, monkeypatch):
     launcher = _launcher()
     env = tmp_path / "litellm.env"

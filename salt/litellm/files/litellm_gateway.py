@@ -107,9 +107,14 @@ def import_env(env):
 def preload(path=ENV_FILE):
     """Import LiteLLM's proxy in the supervisor, for the workers to fork from it."""
     env = load_env(path)
-    from litellm.proxy.proxy_server import app  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
-
-    gc.freeze()  # the imported objects stay shared with the workers (the collector copies no page)
+    # No collection while ~4,000 modules load: the import is ~1.2 s (a fifth) faster, for ~2 MB
+    # of cycles left uncollected (measured on trixie; a collection after it would take 0.65 s).
+    gc.disable()
+    try:
+        from litellm.proxy.proxy_server import app  # noqa: F401 pylint: disable=import-outside-toplevel,unused-import
+    finally:
+        gc.freeze()  # the imported objects stay shared with the workers (the collector copies no page)
+        gc.enable()
     _PRELOADED["env"] = import_env(env)
 
 
