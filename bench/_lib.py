@@ -32,11 +32,8 @@ import ollama_stub  # noqa: E402
 from tests.harness import site  # noqa: E402
 from tests.harness.systemd_host import SystemdHost, build_rootfs  # noqa: E402
 
-FORMULA_IN_HOST = "/srv/litellm-salt"
-PILLAR_IN_HOST = "/srv/litellm-pillar"
-GPG_IN_HOST = "/srv/litellm-gpg"
-MINION_CONF_IN_HOST = "/etc/litellm-test/salt"
-TARGET = "gateway"
+from tests.harness.site import FORMULA_IN_HOST, GPG_IN_HOST, MINION_CONF_IN_HOST, PILLAR_IN_HOST  # noqa: E402,F401
+from tests.harness.site import TARGET  # noqa: E402,F401
 STUB_MODELS = ["llama3.2:3b", "qwen2.5:7b"]
 VENV_BIN = Path(sys.executable).parent
 MACHINE = f"{os.cpu_count()} cores, {round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB"

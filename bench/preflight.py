@@ -36,10 +36,7 @@ import ollama_stub  # noqa: E402
 from tests.harness import site  # noqa: E402
 from tests.harness.systemd_host import SystemdHost, build_rootfs  # noqa: E402
 
-FORMULA_IN_HOST = "/srv/litellm-salt"
-PILLAR_IN_HOST = "/srv/litellm-pillar"
-GPG_IN_HOST = "/srv/litellm-gpg"
-MINION_CONF_IN_HOST = "/etc/litellm-test/salt"
+from tests.harness.site import FORMULA_IN_HOST, GPG_IN_HOST, MINION_CONF_IN_HOST, PILLAR_IN_HOST  # noqa: E402
 MODELS = ["llama3.2:3b", "qwen2.5:7b"]
 GOAL_S = 3.0
 

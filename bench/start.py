@@ -26,9 +26,9 @@ import shlex
 import sys
 import time
 
-from _lib import REPO, BenchSite, header, median, table
+from _lib import FORMULA_IN_HOST, REPO, BenchSite, header, median, table
 
-PROBE_IN_HOST = "/srv/litellm-salt/bench/_start_probe.py"
+PROBE_IN_HOST = f"{FORMULA_IN_HOST}/bench/_start_probe.py"
 PROBE_PORT = "4999"
 
 

@@ -43,12 +43,12 @@ from tests.conftest import load_salt_module, merged  # noqa: E402
 from tests.functional.conftest import MODELS, STUB_MODELS, free_port  # noqa: E402
 from tests.harness.instance import SystemdHost  # noqa: E402
 from tests.harness.rootfs import DEFAULT_CACHE_DIR, build_rootfs  # noqa: E402
+from tests.harness.site import FORMULA_IN_HOST  # noqa: E402
 from tests.ollama_stub import start_stub_process, stop_stub_process  # noqa: E402
 
 FILES = REPO / "salt" / "litellm" / "files"
 UV = REPO / ".venv" / "bin" / "uv"
 RECORD = "scripts/compile_record.py"
-REPO_IN_HOST = "/srv/litellm-salt"
 UV_IN_HOST = "/run/compile-list/uv"
 # a test host's trust store: the system's CAs and the harness's own
 CA_IN_HOST = "/etc/litellm-test/ca-bundle.crt"
@@ -98,11 +98,11 @@ def record_on_controller(lock, backends):
 def record_on_suite(lock, backends, suite):
     """The recording inside a new test host of ``suite`` (its Debian python3), which reaches the stubs."""
     host = SystemdHost(build_rootfs(DEFAULT_CACHE_DIR, suite), name=f"litellm-compile-list-{suite}",
-                       binds_ro={str(REPO): REPO_IN_HOST, str(UV.resolve()): UV_IN_HOST})
+                       binds_ro={str(REPO): FORMULA_IN_HOST, str(UV.resolve()): UV_IN_HOST})
     host.start()
     try:
-        recording = json.dumps(plan(lock, backends, REPO_IN_HOST, UV_IN_HOST))
-        done = host.run(["python3", f"{REPO_IN_HOST}/{RECORD}"], input=recording,
+        recording = json.dumps(plan(lock, backends, FORMULA_IN_HOST, UV_IN_HOST))
+        done = host.run(["python3", f"{FORMULA_IN_HOST}/{RECORD}"], input=recording,
                         env={"SSL_CERT_FILE": CA_IN_HOST, "UV_CACHE_DIR": "/var/tmp/uv-cache"}, timeout=1800,
                         check=False)
     finally:

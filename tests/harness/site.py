@@ -19,6 +19,13 @@ from .ssh import roster  # noqa: F401 - salt-ssh's roster of the site
 
 REPO = Path(__file__).resolve().parents[2]
 GPG_UID = "litellm-salt test controller <salt@litellm-salt.test>"
+#: where a test host sees the formula tree, the site's pillar and GPG home (read-only binds),
+#: and the minion config for salt-call --local; the roster's name of the host
+FORMULA_IN_HOST = "/srv/litellm-salt"
+PILLAR_IN_HOST = "/srv/litellm-pillar"
+GPG_IN_HOST = "/srv/litellm-gpg"
+MINION_CONF_IN_HOST = "/etc/litellm-test/salt"
+TARGET = "gateway"
 
 
 def new_master_key():

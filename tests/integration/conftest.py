@@ -21,11 +21,8 @@ from tests.harness.systemd_host import SystemdHost, build_rootfs, check_prerequi
 sys.path.insert(0, str(REPO / "tests"))
 import ollama_stub  # noqa: E402
 
-FORMULA_IN_HOST = "/srv/litellm-salt"
-PILLAR_IN_HOST = "/srv/litellm-pillar"
-GPG_IN_HOST = "/srv/litellm-gpg"
-MINION_CONF_IN_HOST = "/etc/litellm-test/salt"
-TARGET = "gateway"
+from tests.harness.site import FORMULA_IN_HOST, GPG_IN_HOST, MINION_CONF_IN_HOST, PILLAR_IN_HOST  # noqa: E402,F401
+from tests.harness.site import TARGET  # noqa: E402,F401
 # the formula's record of what it made on a target (litellm_owner: STORE/owned.json)
 OWNER_RECORD_IN_HOST = "/var/lib/litellm-salt/owned.json"
 
