@@ -15,7 +15,6 @@ a package index URL go through the environment, never on a command line.
 """
 
 import glob
-import hashlib
 import ipaddress
 import logging
 import os
@@ -63,28 +62,12 @@ def __virtual__():
 
 def lock_digest(lock_text):
     """sha256 of a lock file's text."""
-    return hashlib.sha256(lock_text.encode()).hexdigest()
+    return __utils__["litellm_lock.digest"](lock_text)
 
 
 def requirement_block(lock_text, package):
-    """
-    The lines of one package (``name==version`` and its ``--hash`` lines) in
-    a hashed lock, as a requirements text; None when it is not there.
-    """
-    block = []
-    for line in lock_text.splitlines():
-        stripped = line.strip()
-        if block:
-            if stripped.startswith("--hash"):
-                block.append(stripped.rstrip("\\").strip())
-                continue
-            break
-        name = stripped.split("==", 1)[0].split("[", 1)[0].strip().lower()
-        if "==" in stripped and name == package:
-            block.append(stripped.rstrip("\\").strip())
-    if not block:
-        return None
-    return " \\\n    ".join(block) + "\n"
+    """One package's lines (``name==version`` and its hashes) of a hashed lock, or None."""
+    return __utils__["litellm_lock.requirement_block"](lock_text, package)
 
 
 def releases_dir(venv):
@@ -94,10 +77,7 @@ def releases_dir(venv):
 
 def locked_version(lock_text, package="litellm"):
     """The version a hashed lock pins for ``package``, or None."""
-    block = requirement_block(lock_text, package)
-    if block is None:
-        return None
-    return block.split("==", 1)[1].split()[0].strip(" \\")
+    return __utils__["litellm_lock.locked_version"](lock_text, package)
 
 
 def release_name(lock_text):
@@ -250,8 +230,8 @@ def _venv_with_uv(release, lock_text, lock_file, python, env, index_urls, ca_bun
     uv_block = requirement_block(lock_text, "uv")
     if uv_block is None:
         raise RuntimeError(f"{lock_file} does not pin uv; regenerate it with `make lock`")
-    if __utils__["litellm_uv_wheel.install"](release, uv_block, [url for url in index_urls if url] or [DEFAULT_INDEX],
-                                             ca_bundle):
+    if __utils__["litellm_uv_wheel.install"](release, __utils__["litellm_lock.pinned"](uv_block),
+                                             [url for url in index_urls if url] or [DEFAULT_INDEX], ca_bundle):
         return "its wheel"
     pip = _pip_argv(os.path.join(release, "bin", "python"), env, index_urls)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:

@@ -13,7 +13,7 @@ compiles every file, as before.
 """
 
 LIST_SUFFIX = ".compile.txt"
-DIGEST_PREFIX = "# lock sha256: "  # then the lock's digest, as litellm_venv.lock_digest
+DIGEST_PREFIX = "# lock sha256: "  # then the lock's digest, as litellm_lock.digest
 
 
 def list_text(lock_name, digest, relative_paths):

@@ -5,7 +5,7 @@ check, one file out of a zip) instead of running pip for it. pip, run from
 the OS's wheel, spends ~2 s of CPU importing itself from the zip on every
 release (issue 17); it stays the fallback (``install`` returns False).
 
-Pure functions (the lock's pin, the index's page, which wheel fits), then
+Pure functions (the index's page, which wheel fits), then
 ``install``, the one that fetches and writes. Only glibc Linux wheels are
 chosen (``manylinux*``: Debian and every target the formula supports).
 """
@@ -27,13 +27,6 @@ log = logging.getLogger(__name__)
 
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 JSON_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1"
-
-
-def pinned(requirement_block):
-    """(version, {sha256, ...}) of a lock's requirement (``litellm_venv.requirement_block``)."""
-    version = re.match(r"\s*[\w.-]+==([^\s;\\]+)", requirement_block or "")
-    hashes = set(re.findall(r"--hash=sha256:([0-9a-f]{64})", requirement_block or ""))
-    return (version.group(1), hashes) if version and hashes else None
 
 
 def _platform_ok(tag, machine, glibc):
@@ -131,14 +124,14 @@ def _uv_wheel(index, wheel, context):
     return None if chosen is None else (chosen[0], _fetch(chosen[1], context)[0])
 
 
-def install(release, uv_block, index_urls, ca_bundle=""):
+def install(release, wheel, index_urls, ca_bundle=""):
     """
     uv's executable out of its wheel, fetched from the index and checked
-    against the lock's hashes: True when installed so. False (pip's turn)
+    against the lock's hashes (``wheel``: ``litellm_lock.pinned`` of the
+    lock's uv, a (version, sha256s) pair): True when installed so. False (pip's turn)
     when that is not possible here: an index URL with credentials (pip keeps
     them to their host), no glibc, no fitting wheel, the index unreachable.
     """
-    wheel = pinned(uv_block)
     if wheel is None or _glibc() is None or any(has_credentials(url) for url in index_urls):
         return False
     context = ssl.create_default_context(cafile=ca_bundle or None)

@@ -38,6 +38,7 @@ sys.path.insert(0, str(REPO / "_utils"))
 
 import litellm_bytecode  # noqa: E402
 import litellm_edge  # noqa: E402
+import litellm_lock  # noqa: E402
 
 from tests.conftest import load_salt_module, merged  # noqa: E402
 from tests.functional.conftest import MODELS, STUB_MODELS, free_port  # noqa: E402
@@ -131,7 +132,7 @@ def main(argv=None):
         for proc, _ in stubs:
             stop_stub_process(proc)
     out = lock.with_name(lock.stem + litellm_bytecode.LIST_SUFFIX)
-    out.write_text(litellm_bytecode.list_text(lock.name, hashlib.sha256(lock.read_text().encode()).hexdigest(), paths))
+    out.write_text(litellm_bytecode.list_text(lock.name, litellm_lock.digest(lock.read_text()), paths))
     print(f"wrote {out} ({len(paths)} files)")
     return 0
 

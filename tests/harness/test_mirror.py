@@ -12,7 +12,6 @@ refuse it. The venvs use /usr/bin/python3, Debian's 3.11.2, the same Python
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_salt_module
 from tests.harness import mirror
 
 pytestmark = pytest.mark.integration
@@ -31,15 +31,7 @@ UV = REPO / ".venv/bin/uv"
 PYTHON = "/usr/bin/python3"  # Debian's, as in the container (python3-venv)
 
 
-def _formula_venv_module():
-    """_modules/litellm_venv.py, for installer_env and requirement_block (no Salt loader needed)."""
-    spec = importlib.util.spec_from_file_location("litellm_venv", REPO / "_modules/litellm_venv.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-litellm_venv = _formula_venv_module()
+litellm_venv = load_salt_module("modules", "litellm_venv")  # installer_env and requirement_block
 
 
 def installer_env(tmp: Path, index_url: str, ca_bundle: str = "") -> dict[str, str]:

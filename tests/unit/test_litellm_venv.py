@@ -35,8 +35,8 @@ def uv_wheel(monkeypatch):
     """uv out of its wheel (litellm_uv_wheel.install, tested on its own): not reached here, pip's turn."""
     calls = []
 
-    def install(release, uv_block, index_urls, ca_bundle=""):
-        calls.append((release, uv_block, index_urls, ca_bundle))
+    def install(release, wheel, index_urls, ca_bundle=""):
+        calls.append((release, wheel, index_urls, ca_bundle))
         return False
 
     monkeypatch.setattr(SALT_UTILS.litellm_uv_wheel, "install", install)
@@ -247,13 +247,14 @@ def test_the_compile_step_compiles_the_listed_files_and_fails_on_a_bad_one(tmp_p
 
 
 def test_uv_out_of_its_wheel_runs_no_pip(tmp_path, run_all, uv_wheel, monkeypatch):
+    text = LOCK.replace("sha256:ccc", "sha256:" + "c" * 64).replace("sha256:ddd", "sha256:" + "d" * 64)
     lock = tmp_path / "litellm.lock"
-    lock.write_text(LOCK)
-    release = tmp_path / "venv-releases" / litellm_venv.release_name(LOCK)
+    lock.write_text(text)
+    release = tmp_path / "venv-releases" / litellm_venv.release_name(text)
     fake = _fake_installer(release)
 
-    def installed_by_wheel(release_dir, uv_block, index_urls, ca_bundle=""):
-        uv_wheel.append((release_dir, uv_block, index_urls, ca_bundle))
+    def installed_by_wheel(release_dir, wheel, index_urls, ca_bundle=""):
+        uv_wheel.append((release_dir, wheel, index_urls, ca_bundle))
         (release / "bin" / "uv").write_text("")
         return True
 
@@ -265,8 +266,8 @@ def test_uv_out_of_its_wheel_runs_no_pip(tmp_path, run_all, uv_wheel, monkeypatc
     steps = [call.args[0] for call in run_all.call_args_list]
     assert not any("pip" in str(part) and "install" in step for step in steps for part in step[:2])
     assert [step[1:3] for step in steps[:1]] == [["-m", "venv"]] and "sync" in steps[1]
-    assert uv_wheel == [(str(release), litellm_venv.requirement_block(LOCK, "uv"), ["https://mirror/simple"],
-                         "/ca.pem")]
+    # the lock's pin of uv, as its one parser (litellm_lock) reads it
+    assert uv_wheel == [(str(release), ("0.13.9", {"c" * 64, "d" * 64}), ["https://mirror/simple"], "/ca.pem")]
 
 
 def test_without_an_index_in_the_pillar_uv_comes_from_pypi(tmp_path, run_all, uv_wheel):
