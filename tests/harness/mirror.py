@@ -66,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         index = self.server.index
         path = urllib.parse.urlsplit(self.path).path
         index.requests.append(path)
+        index.served.add(self.client_address)
         if path == "/simple/":
             links = "".join(f'<a href="{p}/">{p}</a>\n' for p in sorted(index.projects))
             return self._page(links, body)
@@ -139,7 +140,10 @@ class _TLSServer(ThreadingHTTPServer):
                 tls.close()
 
     def handle_error(self, request, client_address):
-        self.index.errors.append(f"{client_address[0]}:{client_address[1]}: {sys.exc_info()[1]!r}")
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionResetError) and client_address in self.index.served:
+            return  # a client that exits with a kept-alive connection open resets it: not a failed request
+        self.index.errors.append(f"{client_address[0]}:{client_address[1]}: {error!r}")
 
 
 class PackageIndex:
@@ -164,6 +168,7 @@ class PackageIndex:
         self.context.load_cert_chain(str(cert), str(key))
         self.requests: list[str] = []
         self.errors: list[str] = []
+        self.served: set[tuple] = set()  # client (address, port) pairs answered at least once
         self.files = {e["filename"]: e for e in self._entries()}
         self.projects: dict[str, list[dict]] = {}
         for entry in self.files.values():
